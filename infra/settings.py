@@ -1,0 +1,213 @@
+"""Typed configuration for every fraudstream process.
+
+All environment reads of the project happen here, so that a producer, a worker and a test
+configured by the same environment agree on the broker, the security settings and the topic
+names. Variable names follow Kafka's usual ones (``KAFKA_BOOTSTRAP_SERVERS``, ...); the rest
+are prefixed ``FRAUDSTREAM_``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One Kafka topic the pipeline uses: its name, partitions and retention policy."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = None
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "fraudstream"
+
+
+class KafkaSettings(BaseSettings):
+    """Connection settings, read from Kafka's conventional environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_not_empty(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("KAFKA_BOOTSTRAP_SERVERS is empty")
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bootstrap server {server!r} is not host:port")
+        return ",".join(servers)
+
+    @field_validator("security_protocol", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def servers(self) -> list[str]:
+        return self.bootstrap_servers.split(",")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol.endswith("SSL")
+
+    def _check_sasl(self) -> None:
+        if self.uses_sasl and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security protocol {self.security_protocol} needs KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting ``ssl_cafile`` (or the system store), or None for plaintext."""
+        if not self.uses_ssl:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        ctx.check_hostname = self.ssl_check_hostname
+        return ctx
+
+    def kafka_python_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python's KafkaProducer/KafkaConsumer/KafkaAdminClient."""
+        self._check_sasl()
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()  # type: ignore[union-attr]
+        if self.uses_ssl:
+            if self.ssl_cafile:
+                kwargs["ssl_cafile"] = str(self.ssl_cafile)
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+        return kwargs
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's AIOKafkaConsumer/AIOKafkaProducer."""
+        self._check_sasl()
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_sasl:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()  # type: ignore[union-attr]
+        if self.uses_ssl:
+            kwargs["ssl_context"] = self.ssl_context()
+        return kwargs
+
+    def faust_kwargs(self) -> dict[str, Any]:
+        """``broker`` and ``broker_credentials`` for ``faust.App(...)``."""
+        import faust
+
+        self._check_sasl()
+        kwargs: dict[str, Any] = {
+            "broker": ";".join(f"kafka://{s}" for s in self.servers),
+        }
+        if self.uses_sasl:
+            kwargs["broker_credentials"] = faust.SASLCredentials(
+                username=self.sasl_username,
+                password=self.sasl_password.get_secret_value(),  # type: ignore[union-attr]
+                mechanism=self.sasl_mechanism,
+                ssl_context=self.ssl_context(),
+            )
+        elif self.uses_ssl:
+            kwargs["broker_credentials"] = self.ssl_context()
+        return kwargs
+
+
+class TopicSettings(BaseSettings):
+    """The topic map: one place that names every topic and its partition count."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_TOPIC_", extra="ignore")
+
+    transactions: str = "transactions"
+    labels: str = "labels"
+    scores: str = "scores"
+    alerts: str = "alerts"
+    transactions_dlq: str = "transactions-dlq"
+    labels_dlq: str = "labels-dlq"
+    terminal_events: str = "terminal-events"
+    model_snapshots: str = "model-snapshots"
+    heartbeats: str = "heartbeats"
+    partitions: int = Field(default=4, ge=1, le=1024)
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic with its layout; derived topics share the source's partition count."""
+        day = 24 * 3600 * 1000
+        p = self.partitions
+        return [
+            TopicSpec(self.transactions, p, retention_ms=7 * day),
+            TopicSpec(self.labels, p, retention_ms=60 * day),
+            TopicSpec(self.scores, p, retention_ms=7 * day),
+            TopicSpec(self.alerts, p, retention_ms=30 * day),
+            TopicSpec(self.transactions_dlq, 1, retention_ms=30 * day),
+            TopicSpec(self.labels_dlq, 1, retention_ms=30 * day),
+            TopicSpec(self.terminal_events, p, retention_ms=60 * day),
+            TopicSpec(self.model_snapshots, 1, compacted=True),
+            TopicSpec(self.heartbeats, 1, retention_ms=day),
+        ]
+
+
+class Settings(BaseSettings):
+    """Everything a fraudstream process needs to know, from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    state_dir: Path = Path(".fraudstream")
+    registry_dir: Path = Path("registry")
+    model_signing_key: SecretStr = SecretStr("fraudstream-dev-key-change-me")
+    app_id: str = "fraudstream"
+    store: str = "rocksdb://"
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    model: str = "logreg"
+    processing_mode: Literal["event", "microbatch", "envelope"] = "event"
+    microbatch_size: int = Field(default=200, ge=1)
+    microbatch_within_s: float = Field(default=0.05, gt=0)
+    alert_threshold: float = Field(default=0.5, ge=0, le=1)
+    label_delay_days: float = Field(default=7.0, ge=0)
+    snapshot_every_labels: int = Field(default=5000, ge=1)
+
+    def with_bootstrap(self, bootstrap_servers: str) -> Settings:
+        """A copy pointing at another broker (tests and the demo use throwaway brokers)."""
+        kafka = self.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        return self.model_copy(update={"kafka": kafka})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
