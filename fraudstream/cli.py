@@ -11,6 +11,11 @@ import sys
 import typer
 from pydantic import ValidationError
 
+try:  # Typer >= 0.20 vendors its own copy of Click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older Typer on plain Click
+    from click.exceptions import UsageError
+
 from fraudstream.errors import FraudstreamError
 
 app = typer.Typer(
@@ -42,7 +47,14 @@ _mount()
 def main() -> None:
     """Entry point of the console script."""
     try:
-        app(standalone_mode=True)
+        code = app(standalone_mode=False)
+    except UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        print(f"fraudstream: error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("fraudstream: interrupted", file=sys.stderr)
+        sys.exit(130)
     except FraudstreamError as exc:
         print(f"fraudstream: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -54,3 +66,4 @@ def main() -> None:
     except KeyboardInterrupt:
         print("fraudstream: interrupted", file=sys.stderr)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
