@@ -123,7 +123,7 @@ class Simulator:
 
     def _frame(self, day: int, first_id: int, ts: np.ndarray, tx: DayTx) -> pd.DataFrame:
         n = len(tx)
-        delay = np.full(n, self.feedback_days)
+        delay = np.full(n, float(self.feedback_days), dtype=np.float64)
         is_fraud = tx.fraud == 1
         rng = rng_for(self.config.seed, STREAM_DELAYS, day)
         delay[is_fraud] = self.fraud_delay.sample(rng, int(is_fraud.sum()))
