@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,9 @@ from models.features import FEATURE_NAMES
 def _as_array(rows: Any) -> np.ndarray:
     if isinstance(rows, np.ndarray):
         return rows.astype(np.float64, copy=False).reshape(-1, len(FEATURE_NAMES))
-    return np.array(
-        [[float(r.get(k, 0.0)) for k in FEATURE_NAMES] for r in rows], dtype=np.float64
-    ).reshape(-1, len(FEATURE_NAMES))
+    return np.array([[float(r.get(k, 0.0)) for k in FEATURE_NAMES] for r in rows], dtype=np.float64).reshape(
+        -1, len(FEATURE_NAMES)
+    )
 
 
 class BatchModel:
@@ -104,44 +105,34 @@ class BatchModel:
         return f"{what}: " + ", ".join(f"{FEATURE_NAMES[i]} {vals[i]:+.2f}" for i in order)
 
 
-def _lr(seed: int) -> Callable[[], Any]:
-    def build() -> Any:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+def _lr(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(StandardScaler(), LogisticRegression(random_state=seed))
-
-    return build
+    return make_pipeline(StandardScaler(), LogisticRegression(random_state=seed))
 
 
-def _rf(seed: int) -> Callable[[], Any]:
-    def build() -> Any:
-        from sklearn.ensemble import RandomForestClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+def _rf(seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(
-            StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
-        )
-
-    return build
+    return make_pipeline(
+        StandardScaler(), RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
+    )
 
 
-def _hgb(seed: int) -> Callable[[], Any]:
-    def build() -> Any:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+def _hgb(seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-        return make_pipeline(
-            StandardScaler(), HistGradientBoostingClassifier(random_state=seed)
-        )
-
-    return build
+    return make_pipeline(StandardScaler(), HistGradientBoostingClassifier(random_state=seed))
 
 
-BATCH_FACTORIES: dict[str, tuple[Callable[[int], Callable[[], Any]], str]] = {
+# module-level builders (bound with functools.partial) keep models picklable for the registry
+BATCH_FACTORIES: dict[str, tuple[Callable[[int], Any], str]] = {
     "batch_logreg": (_lr, "scikit-learn StandardScaler + LogisticRegression (defaults)"),
     "batch_rf": (_rf, "scikit-learn RandomForest, 100 trees (handbook defaults)"),
     "batch_hgb": (_hgb, "scikit-learn HistGradientBoosting (defaults)"),
@@ -151,4 +142,4 @@ BATCH_FACTORIES: dict[str, tuple[Callable[[int], Callable[[], Any]], str]] = {
 def make_batch_model(name: str, seed: int = 0) -> BatchModel:
     """Build an unfitted batch model by name (``KeyError`` for unknown names)."""
     factory, description = BATCH_FACTORIES[name]
-    return BatchModel(name, factory(seed), description)
+    return BatchModel(name, partial(factory, seed), description)

@@ -67,9 +67,7 @@ class OnlineModel:
 
     def predict_proba_many(self, rows: Any) -> np.ndarray:
         predict = self.estimator.predict_proba_one
-        return np.fromiter(
-            (predict(x).get(1, 0.0) for x in rows_as_dicts(rows)), dtype=np.float64
-        )
+        return np.fromiter((predict(x).get(1, 0.0) for x in rows_as_dicts(rows)), dtype=np.float64)
 
     def explain(self, top: int = 3) -> str:
         """A short interpretability note: largest standardised weights, or the tree's size."""
@@ -134,9 +132,7 @@ class SGDLogReg:
         return x
 
     def _z(self, v: Sequence[float]) -> list[float]:
-        return [
-            (a - m) * s for a, m, s in zip(v, self.mean, self.inv_std, strict=True)
-        ]
+        return [(a - m) * s for a, m, s in zip(v, self.mean, self.inv_std, strict=True)]
 
     def predict_proba_vec(self, v: Sequence[float]) -> float:
         """Score a plain sequence in ``names`` order (the evaluator's fast path)."""
@@ -178,9 +174,7 @@ class SGDLogReg:
         if isinstance(rows, np.ndarray):
             arr = rows.astype(np.float64, copy=False)
         else:
-            arr = np.array([self._vec(r) for r in rows], dtype=np.float64).reshape(
-                -1, len(self.names)
-            )
+            arr = np.array([self._vec(r) for r in rows], dtype=np.float64).reshape(-1, len(self.names))
         z = (arr - np.array(self.mean)) * np.array(self.inv_std) @ np.array(self.w) + self.b
         return 1.0 / (1.0 + np.exp(-z))
 
