@@ -23,6 +23,7 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+@cache
 def validator(name: str, strict_integers: bool = False) -> Any:
     """A jsonschema validator for one schema, with the others resolvable by ``$ref``.
 
