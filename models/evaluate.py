@@ -141,7 +141,10 @@ def replay_online(
     idx_tx = np.flatnonzero(in_range)
     idx_lb = np.flatnonzero(in_range & (data.label_ts < until))
     times = np.concatenate([data.label_ts[idx_lb], data.ts[idx_tx]])
-    kinds = np.concatenate([np.zeros(len(idx_lb), np.int8), np.ones(len(idx_tx), np.int8)])
+    # at equal times labels come first (known_at <= t), except a label known at the very moment
+    # of its own transaction: that one must follow the transaction it labels
+    instant = data.label_ts[idx_lb] <= data.ts[idx_lb]
+    kinds = np.concatenate([np.where(instant, 2, 0).astype(np.int8), np.ones(len(idx_tx), np.int8)])
     idx = np.concatenate([idx_lb, idx_tx])
     order = np.lexsort((idx, kinds, times))
     kinds_l = kinds[order].tolist()
@@ -156,7 +159,7 @@ def replay_online(
     if hasattr(model, "predict_proba_vec"):  # lean model: plain lists, no dicts
         predict, learn = model.predict_proba_vec, model.learn_vec
         for kind, i in zip(kinds_l, idx_l, strict=True):
-            if kind:
+            if kind == 1:
                 x = X[i].tolist()
                 if i >= first_logged:
                     out[i] = predict(x)
@@ -167,7 +170,7 @@ def replay_online(
         names = FEATURE_NAMES
         predict, learn = model.predict_proba_one, model.learn_one
         for kind, i in zip(kinds_l, idx_l, strict=True):
-            if kind:
+            if kind == 1:
                 x = dict(zip(names, X[i].tolist(), strict=True))
                 if i >= first_logged:
                     out[i] = predict(x)

@@ -108,13 +108,13 @@ class SGDLogReg:
     def __init__(
         self,
         n_features: int = len(FEATURE_NAMES),
-        lr: float = 0.01,
-        pos_weight: float = 10.0,
+        lr: float = 0.001,
+        pos_weight: float = 3.0,
         l2: float = 1e-5,
         names: Sequence[str] = FEATURE_NAMES,
     ) -> None:
         self.name = "sgd_logreg"
-        self.description = "hand-written standardised SGD logistic regression, fraud weight 10"
+        self.description = "hand-written standardised SGD logistic regression, fraud weight 3"
         self.names = tuple(names)
         self.lr = lr
         self.pos_weight = pos_weight
@@ -187,7 +187,10 @@ def _logreg(seed: int) -> Any:
     from river import linear_model, optim, preprocessing
 
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(
-        optimizer=optim.SGD(0.01), loss=optim.losses.Log(weight_pos=10.0), l2=1e-5
+        optimizer=optim.SGD(0.001),
+        loss=optim.losses.Log(weight_pos=3.0),
+        l2=1e-5,
+        intercept_lr=0.001,
     )
 
 
@@ -218,7 +221,7 @@ def _gnb(seed: int) -> Any:
 
 
 ONLINE_FACTORIES: dict[str, tuple[Callable[[int], Any], str]] = {
-    "logreg": (_logreg, "River StandardScaler | LogisticRegression, fraud loss weight 10"),
+    "logreg": (_logreg, "River StandardScaler | LogisticRegression, SGD 0.001, fraud loss weight 3"),
     "hat": (_hat, "River HoeffdingAdaptiveTree, genuine labels under-sampled to 80/20"),
     "arf": (_arf, "River adaptive random forest (5 trees), under-sampled to 80/20"),
     "gnb": (_gnb, "River Gaussian naive Bayes"),
