@@ -197,7 +197,7 @@ class Settings(BaseSettings):
     processing_mode: Literal["event", "microbatch", "envelope"] = "event"
     microbatch_size: int = Field(default=200, ge=1)
     microbatch_within_s: float = Field(default=0.05, gt=0)
-    alert_threshold: float = Field(default=0.5, ge=0, le=1)
+    alert_threshold: float = Field(default=0.9, ge=0, le=1)
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
 

@@ -1,0 +1,1 @@
+"""The Faust stream processor: score every transaction, learn from delayed labels."""

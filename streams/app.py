@@ -1,0 +1,260 @@
+"""The Faust application: topics, the card table, the scoring and learning agents, the web views.
+
+``create_app(settings)`` builds a fresh app (tests and benchmarks run several with different
+topic names); ``fraudstream worker`` runs one. Agents use ``concurrency=1`` on purpose:
+faust-streaming can commit past an in-flight message with higher concurrency (issue #606), and
+per-partition order is what the card state needs anyway. Scale out with more workers instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from infra.settings import Settings
+from models.registry import Registry
+from streams.model_runtime import ModelRuntime
+from streams.processor import Outgoing, Processor, Record
+from streams.telemetry import Telemetry
+from streams.terminal_replica import TerminalReplica
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 2.0
+TERMINAL_FLUSH_EVERY_S = 0.2
+
+
+def _bind_event(event: EventT | None) -> None:
+    """Make ``event`` Faust's current event, so a table write lands in its partition.
+
+    ``stream.take_events()`` yields a list and leaves no current event; Faust's RocksDB store
+    and changelog both read the partition from it. This sets the same context variable that
+    Faust sets while iterating a stream, for the event the card's state came from.
+    """
+    if event is not None:
+        _current_event.set(weakref.ref(event))
+
+
+class FraudApp:
+    """A Faust app plus the objects its agents share (model, replica, telemetry)."""
+
+    def __init__(self, settings: Settings, worker_id: str = "w0") -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        t = settings.topics
+        data_dir = Path(settings.state_dir).resolve() / f"{settings.app_id}-{worker_id}"
+        data_dir.mkdir(parents=True, exist_ok=True)  # two workers on a host: separate stores
+        self.app = faust.App(
+            settings.app_id,
+            **settings.kafka.faust_kwargs(),
+            store=settings.store,
+            datadir=str(data_dir),
+            autodiscover=False,
+            topic_partitions=t.partitions,
+            topic_replication_factor=1,
+            topic_allow_declare=True,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=settings.web_port > 0,
+            web_port=settings.web_port or 6066,
+            web_bind="127.0.0.1",
+            web_in_thread=False,
+            producer_linger_ms=5,
+            producer_max_batch_size=256 * 1024,
+            broker_commit_every=10_000,
+            broker_commit_interval=1.0,
+            stream_buffer_maxsize=8192,
+            table_cleanup_interval=60.0,
+            logging_config=None,
+        )
+        app = self.app
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+               "value_serializer": "raw"}
+        self.tx_topic = app.topic(t.transactions, partitions=t.partitions, **raw)
+        self.labels_topic = app.topic(t.labels, partitions=t.partitions, **raw)
+        self.scores_topic = app.topic(t.scores, partitions=t.partitions, **raw)
+        self.alerts_topic = app.topic(t.alerts, partitions=t.partitions, **raw)
+        self.tx_dlq = app.topic(t.transactions_dlq, partitions=1, **raw)
+        self.labels_dlq = app.topic(t.labels_dlq, partitions=1, **raw)
+        self.terminal_topic = app.topic(t.terminal_events, partitions=t.partitions, **raw)
+        self.heartbeat_topic = app.topic(t.heartbeats, partitions=1, **raw)
+        # Keyed by the card id bytes, the same bytes as the source topics' keys. Faust puts a
+        # table write in the partition of the *current event*; a micro-batch mixes partitions,
+        # so the processor binds each card's own event before storing it (``_bind_event``).
+        self.cards = app.Table(
+            "cards", default=None, partitions=t.partitions,
+            key_type=bytes, value_type=bytes, value_serializer="raw",  # CardState.to_bytes
+        )
+        self.telemetry = Telemetry(worker_id)
+        self.replica = TerminalReplica(settings.label_delay_days)
+        registry = Registry(settings.registry_dir, settings.model_signing_key.get_secret_value())
+        self.runtime = ModelRuntime(
+            settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
+            snapshot_every=settings.snapshot_every_labels,
+        )
+        self.runtime.start()  # newest valid snapshot, or a fresh online model
+        self.telemetry.model_version.set(self.runtime.version)
+        self.processor = Processor(
+            self.cards, self.replica, self.runtime, self.telemetry,
+            alert_threshold=settings.alert_threshold, worker_id=worker_id,
+        )
+        self.processor.bind_event = _bind_event
+        self.started_at = time.time()
+        self._wire()
+
+    # ---------------------------------------------------------------------------------
+    def _send(self, out: Outgoing, dlq: faust.TopicT) -> None:
+        for key, value in out.scores:
+            self.scores_topic.send_soon(key=key, value=value)
+        for key, value in out.alerts:
+            self.alerts_topic.send_soon(key=key, value=value)
+        for key, value in out.dead:
+            dlq.send_soon(key=key, value=value)
+        if out.snapshot_due:
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        auc, ap = self.telemetry.rolling_quality()
+        self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap})
+        self.telemetry.model_version.set(self.runtime.version)
+
+    @staticmethod
+    def _record(event: EventT) -> Record:
+        m = event.message
+        return Record(m.key, m.value, m.topic, m.partition, m.offset, event)
+
+    def _wire(self) -> None:
+        app, s = self.app, self.settings
+        mode = s.processing_mode
+
+        @app.agent(self.tx_topic, concurrency=1)
+        async def score_transactions(stream: faust.StreamT) -> None:
+            await self.replica.ready.wait()
+            if mode == "microbatch":
+                async for events in stream.take_events(s.microbatch_size, s.microbatch_within_s):
+                    self._send(self.processor.score([self._record(e) for e in events]), self.tx_dlq)
+            else:  # "event" and "envelope": one message at a time (an envelope is a batch)
+                async for event in stream.events():
+                    self._send(self.processor.score([self._record(event)]), self.tx_dlq)
+
+        @app.agent(self.labels_topic, concurrency=1)
+        async def learn_labels(stream: faust.StreamT) -> None:
+            await self.replica.ready.wait()
+            async for events in stream.take_events(500, 0.05):
+                self._send(self.processor.learn([self._record(e) for e in events]),
+                           self.labels_dlq)
+
+        @app.task
+        async def follow_terminals() -> None:
+            kwargs = s.kafka.aiokafka_kwargs()
+            while True:
+                try:
+                    await self.replica.follow(s.topics.terminal_events, kwargs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # broker restart: resume by replaying the log
+                    log.warning("terminal replica lost its consumer (%s); restarting", exc)
+                    await asyncio.sleep(1.0)
+
+        @app.timer(TERMINAL_FLUSH_EVERY_S)
+        async def publish_terminal_deltas() -> None:
+            body = self.replica.take_outgoing()
+            if body is not None:
+                self.terminal_topic.send_soon(key=self.worker_id.encode(), value=body)
+
+        @app.timer(1.0)
+        async def sample_telemetry() -> None:
+            self.telemetry.sample(self.consumer_lag())
+
+        @app.timer(HEARTBEAT_EVERY_S)
+        async def heartbeat() -> None:
+            now = time.time()
+            self.telemetry.heartbeat.set(now)
+            body = {
+                "worker": self.worker_id, "t": now, "pid": __import__("os").getpid(),
+                "tx_total": self.telemetry.tx_in._value.get(),
+                "model_version": self.runtime.version,
+                "partitions": sorted(tp.partition for tp in self.assigned_source()),
+            }
+            self.heartbeat_topic.send_soon(key=self.worker_id.encode(),
+                                           value=json.dumps(body).encode())
+
+        @app.task
+        async def follow_heartbeats() -> None:
+            await self._follow_heartbeats()
+
+        @app.on_partitions_revoked.connect
+        async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
+            self.processor.invalidate()
+
+        @app.on_partitions_assigned.connect
+        async def on_assigned(app_: faust.App, *args: Any, **kwargs: Any) -> None:
+            self.processor.invalidate()
+
+        from streams.web import register_views
+
+        register_views(self)
+
+    # ---------------------------------------------------------------------------------
+    def assigned_source(self) -> set[Any]:
+        with contextlib.suppress(Exception):
+            return {tp for tp in self.app.consumer.assignment()
+                    if tp.topic == self.settings.topics.transactions}
+        return set()
+
+    def consumer_lag(self) -> float:
+        """Messages between the consumer's position and the log end, over the source topics."""
+        total = 0.0
+        try:
+            consumer = self.app.consumer
+            for tp in consumer.assignment():
+                if tp.topic not in (self.settings.topics.transactions, self.settings.topics.labels):
+                    continue
+                highwater = consumer.highwater(tp)
+                position = consumer._read_offset.get(tp)  # last offset handed to agents
+                if highwater is None:
+                    continue
+                lag = max(0, highwater - ((position or -1) + 1))
+                self.telemetry.lag.labels(tp.topic).set(lag)
+                total += lag
+        except Exception:  # consumer not started yet
+            return 0.0
+        return total
+
+    async def _follow_heartbeats(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        topic = self.settings.topics.heartbeats
+        while True:
+            consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="latest",
+                                        **self.settings.kafka.aiokafka_kwargs())
+            try:
+                await consumer.start()
+                async for record in consumer:
+                    with contextlib.suppress(ValueError):
+                        beat = json.loads(record.value)
+                        self.telemetry.peers[str(beat["worker"])] = beat
+                    now = time.time()
+                    alive = sum(1 for b in self.telemetry.peers.values() if now - b["t"] < 10)
+                    self.telemetry.workers_alive.set(alive)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("heartbeat follower restarting: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+
+def create_app(settings: Settings, worker_id: str = "w0") -> FraudApp:
+    return FraudApp(settings, worker_id)

@@ -1,0 +1,146 @@
+"""What the worker keeps per card (customer), in one Faust table value.
+
+One value holds both the card's window state (for its features) and its *feature log*: the
+features and score of each transaction that still waits for its label. Keeping them together
+means one table assignment, hence one changelog message, per transaction instead of two; both
+are keyed by the card, which is also the Kafka key of transactions and labels, so a label is
+processed on the same partition (and worker) as the transaction it refers to.
+
+The state is also what makes re-delivery harmless: after a crash, Kafka re-delivers events
+whose offsets were not committed although their effects may already be in the changelog. A
+transaction id found in the feature log or in ``done`` is not counted again, and a label found
+in ``done`` is not learned twice.
+
+The value is written once per transaction, so its encoding must be cheap: the feature log is
+one flat array of doubles (a row per transaction) that is copied as it is in memory. Not
+pickle: anyone who can write to the changelog topic could otherwise run code in the worker.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from dataclasses import dataclass, field
+
+from models.features import DAY, FEATURE_NAMES, CustomerState
+
+PENDING_TTL_DAYS = 45.0
+"""A transaction whose label has not come after this long is dropped from the feature log."""
+
+DONE_KEEP = 64
+"""How many labelled transaction ids a card remembers, to refuse a repeated label."""
+
+N_FEATURES = len(FEATURE_NAMES)
+ROW = 4 + N_FEATURES  # tx_id, ts, terminal_id, score, features...
+_CODEC_VERSION = 1
+_HEADER = struct.Struct("<BH5I")
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """A scored transaction waiting for its label: when, where, its score and features."""
+
+    ts: float
+    terminal_id: int
+    score: float
+    features: list[float]
+
+
+@dataclass(slots=True)
+class CardState:
+    """Window state, feature log and label bookkeeping of one card.
+
+    >>> card = CardState()
+    >>> card.add_pending(7, 1000.0, 42, 0.9, [0.0] * N_FEATURES)
+    >>> card.seen(7), card.pop_pending(7).terminal_id, card.seen(7)
+    (True, 42, False)
+    >>> CardState.from_bytes(card.to_bytes()) == card
+    True
+    """
+
+    customer: CustomerState = field(default_factory=CustomerState)
+    pending: array = field(default_factory=lambda: array("d"))
+    done: list[int] = field(default_factory=list)
+    early: dict[int, list[float]] = field(default_factory=dict)  # tx_id -> [fraud, known_at]
+
+    def _row(self, tx_id: int) -> int:
+        ids = self.pending[0::ROW]
+        try:
+            return ids.index(float(tx_id)) * ROW
+        except ValueError:
+            return -1
+
+    def seen(self, tx_id: int) -> bool:
+        return tx_id in self.done or self._row(tx_id) >= 0
+
+    def n_pending(self) -> int:
+        return len(self.pending) // ROW
+
+    def get_pending(self, tx_id: int) -> PendingEntry | None:
+        i = self._row(tx_id)
+        if i < 0:
+            return None
+        row = self.pending[i:i + ROW].tolist()
+        return PendingEntry(row[1], int(row[2]), row[3], row[4:])
+
+    def add_pending(
+        self, tx_id: int, ts: float, terminal_id: int, score: float, features: list[float]
+    ) -> None:
+        self.pending.extend((float(tx_id), ts, float(terminal_id), score))
+        self.pending.extend(features)
+
+    def pop_pending(self, tx_id: int) -> PendingEntry | None:
+        entry = self.get_pending(tx_id)
+        if entry is not None:
+            i = self._row(tx_id)
+            del self.pending[i:i + ROW]
+        return entry
+
+    def mark_done(self, tx_id: int) -> None:
+        self.done.append(tx_id)
+        if len(self.done) > DONE_KEEP:
+            del self.done[: len(self.done) - DONE_KEEP]
+
+    def expire(self, now: float) -> None:
+        """Drop feature-log rows too old to ever get a label (bounds the value's size)."""
+        horizon = now - PENDING_TTL_DAYS * DAY
+        keep = array("d")
+        p = self.pending
+        for i in range(0, len(p), ROW):
+            if p[i + 1] >= horizon:
+                keep.extend(p[i:i + ROW])
+        self.pending = keep
+
+    def to_bytes(self) -> bytes:
+        early = array("d")
+        for tx, (fraud, known_at) in self.early.items():
+            early.extend((float(tx), float(fraud), float(known_at)))
+        parts = (
+            array("d", self.customer.ts).tobytes(),
+            array("d", self.customer.amounts).tobytes(),
+            self.pending.tobytes(),
+            array("q", self.done).tobytes(),
+            early.tobytes(),
+        )
+        return _HEADER.pack(_CODEC_VERSION, ROW, *(len(p) for p in parts)) + b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CardState:
+        version, row, *sizes = _HEADER.unpack_from(raw)
+        if version != _CODEC_VERSION or row != ROW:
+            raise ValueError(f"card state codec {version}/{row} is not {_CODEC_VERSION}/{ROW}")
+        pos = _HEADER.size
+        chunks = []
+        for size in sizes:
+            chunks.append(raw[pos:pos + size])
+            pos += size
+        ts, amounts, pending, early = (array("d", chunks[i]) for i in (0, 1, 2, 4))
+        state = cls(
+            customer=CustomerState(ts=ts.tolist(), amounts=amounts.tolist()),
+            pending=pending,
+            done=array("q", chunks[3]).tolist(),
+        )
+        ev = early.tolist()
+        for i in range(0, len(ev), 3):
+            state.early[int(ev[i])] = [int(ev[i + 1]), ev[i + 2]]
+        return state

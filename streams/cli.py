@@ -1,0 +1,79 @@
+"""``fraudstream worker`` and ``fraudstream demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from fraudstream.errors import FraudstreamError
+from infra.settings import Settings, get_settings
+
+MODES = ("event", "microbatch", "envelope")
+
+
+def settings_for(
+    model: str | None = None,
+    mode: str | None = None,
+    web_port: int | None = None,
+    store: str | None = None,
+    bootstrap: str | None = None,
+) -> Settings:
+    """The environment's settings with the command line's overrides on top."""
+    from models.catalog import MODEL_NAMES
+
+    settings = get_settings()
+    update: dict[str, object] = {}
+    if model is not None:
+        if model not in MODEL_NAMES:
+            raise FraudstreamError(f"unknown model {model!r}; choose one of: {', '.join(MODEL_NAMES)}")
+        update["model"] = model
+    if mode is not None:
+        if mode not in MODES:
+            raise FraudstreamError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        update["processing_mode"] = mode
+    if web_port is not None:
+        update["web_port"] = web_port
+    if store is not None:
+        if store not in ("rocksdb://", "memory://"):
+            raise FraudstreamError("--store must be rocksdb:// or memory://")
+        update["store"] = store
+    if bootstrap is not None:
+        settings = settings.with_bootstrap(bootstrap)
+    return settings.model_copy(update=update)
+
+
+def worker(
+    model: str = typer.Option(None, help="Model name (default: FRAUDSTREAM_MODEL or logreg)."),
+    mode: str = typer.Option(None, help="event | microbatch | envelope"),
+    worker_id: str = typer.Option("w0", help="Stable id: names the state dir and model snapshots."),
+    web_port: int = typer.Option(None, min=0, max=65535, help="Dashboard/metrics port; 0 = off."),
+    store: str = typer.Option(None, help="rocksdb:// (default) or memory://"),
+    bootstrap: str = typer.Option(None, help="Override KAFKA_BOOTSTRAP_SERVERS."),
+    loglevel: str = typer.Option("WARNING", help="Faust log level."),
+) -> None:
+    """Run a stream worker: score every transaction, learn from labels, serve /dashboard."""
+    from streams.worker import run_worker
+
+    settings = settings_for(model, mode, web_port, store, bootstrap)
+    run_worker(settings, worker_id, loglevel.upper())
+
+
+def demo(
+    duration: float = typer.Option(120.0, min=10, help="Seconds of streaming."),
+    model: str = typer.Option("logreg", help="Online model to run."),
+    rate: float = typer.Option(2000.0, min=1, help="Transactions per second to produce."),
+    mode: str = typer.Option("event", help="event | microbatch | envelope"),
+    out: Path = typer.Option(Path("reports/demo"), help="Where the report goes."),
+    web_port: int = typer.Option(6066, min=1, max=65535, help="Dashboard port."),
+) -> None:
+    """Broker + topics + worker + producer for a while, then a report with charts."""
+    from streams.demo import run_demo
+
+    settings = settings_for(model, mode, web_port)
+    run_demo(settings, duration_s=duration, rate=rate, out_dir=out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("demo")(demo)

@@ -1,0 +1,248 @@
+"""The per-message work of the worker, free of Faust so that it can be tested and measured alone.
+
+The Faust agents in ``streams.app`` hand it lists of raw Kafka records (one record per call in
+event mode, a ``take()`` batch in micro-batch mode; any record may be an envelope of several
+transactions) and send what it returns. Feature code comes from ``models.features``, the same
+functions the batch trainer and the offline evaluator use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from models.features import customer_features, time_features
+from producers.events import InvalidEvent, Label, Transaction, decode_labels, decode_transactions
+from streams.card_state import CardState
+from streams.model_runtime import ModelRuntime
+from streams.telemetry import Telemetry
+from streams.terminal_replica import TerminalReplica
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class Record(NamedTuple):
+    """The parts of a Kafka record the processor needs (``event``: the framework's handle)."""
+
+    key: bytes | None
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+    event: Any = None
+
+
+KeyValue = tuple[bytes, bytes]
+
+
+@dataclass
+class Outgoing:
+    """Messages to send after a batch: scores, alerts and dead letters."""
+
+    scores: list[KeyValue] = field(default_factory=list)
+    alerts: list[KeyValue] = field(default_factory=list)
+    dead: list[KeyValue] = field(default_factory=list)
+    snapshot_due: bool = False
+
+
+def dead_letter(record: Record, reason: str) -> KeyValue:
+    """The DLQ message: why, where from, and the original bytes (base64) to replay later."""
+    body = {
+        "v": 1,
+        "reason": reason,
+        "source_topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
+        "value_b64": base64.b64encode(record.value).decode(),
+        "failed_at": time.time(),
+    }
+    return (record.key or b"", _dumps(body).encode())
+
+
+class Processor:
+    """Scores transactions and learns labels against card state held in a mapping.
+
+    ``cards`` maps the card key (``str(customer_id)`` as bytes, the Kafka key) to
+    ``CardState.to_bytes()`` values: a Faust table in the worker, a dict in tests. Decoded states are cached here, since
+    decoding a value costs more than the features; the worker clears the cache whenever
+    partitions move (``invalidate``).
+    """
+
+    def __init__(
+        self,
+        cards: MutableMapping[bytes, Any],
+        replica: TerminalReplica,
+        runtime: ModelRuntime,
+        telemetry: Telemetry,
+        alert_threshold: float = 0.5,
+        worker_id: str = "w0",
+    ) -> None:
+        self.cards = cards
+        self.replica = replica
+        self.runtime = runtime
+        self.telemetry = telemetry
+        self.alert_threshold = alert_threshold
+        self.worker_id = worker_id
+        self._cache: dict[bytes, CardState] = {}
+        self._origin: dict[bytes, Any] = {}
+        self.bind_event: Any = lambda event: None
+        """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    def _card(self, key: bytes) -> CardState:
+        card = self._cache.get(key)
+        if card is None:
+            raw = self.cards.get(key)
+            card = CardState.from_bytes(raw) if raw else CardState()
+            self._cache[key] = card
+        return card
+
+    def _store(self, keys: set[bytes] | list[bytes]) -> None:
+        origin = self._origin
+        for key in keys:
+            self.bind_event(origin.get(key))
+            self.cards[key] = self._cache[key].to_bytes()
+        origin.clear()
+
+    # -- transactions --------------------------------------------------------------------
+    def decode_transactions(self, records: list[Record], out: Outgoing) -> list[Transaction]:
+        txs: list[Transaction] = []
+        for record in records:
+            self.telemetry.messages_in.inc()
+            try:
+                batch = decode_transactions(record.value)
+            except InvalidEvent as exc:
+                out.dead.append(dead_letter(record, exc.reason))
+                self.telemetry.dlq.labels("transactions").inc()
+                continue
+            expected = str(batch[0].customer_id).encode()
+            if record.key != expected and len(batch) == 1:
+                out.dead.append(dead_letter(
+                    record, f"key {record.key!r} is not the card id {expected.decode()!r}"))
+                self.telemetry.dlq.labels("transactions").inc()
+                continue
+            txs.extend(batch)
+            self._origin[expected] = record.event
+        return txs
+
+    def score(self, records: list[Record]) -> Outgoing:
+        out = Outgoing()
+        txs = self.decode_transactions(records, out)
+        if not txs:
+            return out
+        self.telemetry.tx_in.inc(len(txs))
+        fresh: list[tuple[Transaction, bytes, list[float]]] = []
+        dirty: set[bytes] = set()
+        replica = self.replica
+        for tx in txs:
+            key = str(tx.customer_id).encode()
+            card = self._card(key)
+            if card.seen(tx.tx_id):  # re-delivered after a crash: answer, do not count twice
+                self.telemetry.replayed.inc()
+                entry = card.get_pending(tx.tx_id)
+                if entry is not None:
+                    out.scores.append(self._score_message(tx, entry.score, entry.features))
+                continue
+            feats = [
+                tx.amount,
+                *time_features(tx.ts),
+                *customer_features(card.customer, tx.ts, tx.amount),
+                *replica.features(tx.terminal_id, tx.ts),
+            ]
+            replica.record_tx(tx.terminal_id, tx.ts)
+            fresh.append((tx, key, feats))
+            dirty.add(key)
+        if fresh:
+            scores = self.runtime.predict_many([f for _, _, f in fresh])
+            for (tx, key, feats), score in zip(fresh, scores, strict=True):
+                card = self._cache[key]
+                card.add_pending(tx.tx_id, tx.ts, tx.terminal_id, score, feats)
+                out.scores.append(self._score_message(tx, score, feats))
+                if score >= self.alert_threshold:
+                    out.alerts.append(self._alert_message(tx, score))
+                early = card.early.pop(tx.tx_id, None)
+                if early is not None:  # its label came first: learn now
+                    entry = card.pop_pending(tx.tx_id)
+                    out.snapshot_due |= self._learn(card, tx.tx_id, int(early[0]), entry)
+                if card.n_pending() > 64:
+                    card.expire(tx.ts)
+        self._store(dirty)
+        self.telemetry.scores_out.inc(len(out.scores))
+        self.telemetry.alerts.inc(len(out.alerts))
+        return out
+
+    def _score_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
+        now = time.time()
+        self.telemetry.observe_latency(max(0.0, now - tx.produced_at))
+        body = {
+            "v": 1,
+            "tx_id": tx.tx_id,
+            "customer_id": tx.customer_id,
+            "terminal_id": tx.terminal_id,
+            "ts": tx.ts,
+            "produced_at": tx.produced_at,
+            "scored_at": now,
+            "score": score,
+            "model": self.runtime.name,
+            "model_version": self.runtime.version,
+            "learned": self.runtime.learned,
+            "worker": self.worker_id,
+            "features": feats,
+        }
+        return (str(tx.tx_id).encode(), _dumps(body).encode())
+
+    def _alert_message(self, tx: Transaction, score: float) -> KeyValue:
+        body = {
+            "v": 1, "tx_id": tx.tx_id, "customer_id": tx.customer_id,
+            "terminal_id": tx.terminal_id, "amount": tx.amount, "ts": tx.ts, "score": score,
+            "threshold": self.alert_threshold, "model": self.runtime.label,
+        }
+        return (str(tx.customer_id).encode(), _dumps(body).encode())
+
+    # -- labels --------------------------------------------------------------------------
+    def learn(self, records: list[Record]) -> Outgoing:
+        out = Outgoing()
+        labels: list[Label] = []
+        for record in records:
+            try:
+                decoded = decode_labels(record.value)
+                labels.extend(decoded)
+                self._origin[str(decoded[0].customer_id).encode()] = record.event
+            except InvalidEvent as exc:
+                out.dead.append(dead_letter(record, exc.reason))
+                self.telemetry.dlq.labels("labels").inc()
+        if not labels:
+            return out
+        self.telemetry.labels_in.inc(len(labels))
+        dirty: set[bytes] = set()
+        for label in labels:
+            if label.fraud:
+                self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
+                                          label.tx_id)
+            key = str(label.customer_id).encode()
+            card = self._card(key)
+            if label.tx_id in card.done:
+                self.telemetry.label_dupes.inc()
+                continue
+            entry = card.pop_pending(label.tx_id)
+            if entry is not None:
+                out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry)
+            else:
+                card.early[label.tx_id] = [label.fraud, label.known_at]
+                self.telemetry.labels_early.inc()
+            dirty.add(key)
+        self._store(dirty)
+        return out
+
+    def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any) -> bool:
+        card.mark_done(tx_id)
+        self.telemetry.observe_label(entry.score, fraud)
+        self.telemetry.learned.inc()
+        return self.runtime.learn(entry.features, fraud)

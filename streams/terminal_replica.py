@@ -1,0 +1,131 @@
+"""Terminal state, replicated to every worker from the ``terminal-events`` log.
+
+Why a replica and not a re-keyed stream: transactions are partitioned by card, so the
+terminal of a transaction can live on any partition. Re-keying by terminal would push every
+transaction through Faust a second time, and Faust's cost is per message (it would halve the
+pipeline's rate). Terminal features, however, only look at windows that *ended* ``delay``
+days ago, so they tolerate a replica that lags by seconds: every worker keeps the state of
+*all* terminals, built from small batched deltas that the scoring and label agents publish.
+
+Why not ``faust.GlobalTable``: a table writes one changelog message per key assignment, i.e.
+one per transaction, and every worker then reads all of them; the delta log is the same
+information at a few messages per second. The log *is* the changelog: on start the replica
+replays it from the beginning (its retention covers the 37 days the features need) and the
+worker scores nothing until the replay has reached the end offsets it saw at start.
+
+Deltas are idempotent: a transaction time already recorded for the terminal, or a fraud label
+whose transaction id is already recorded, is ignored, so a worker that re-publishes deltas
+after a crash does not double count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from bisect import bisect_left
+from typing import Any
+
+from models.features import DEFAULT_DELAY_DAYS, MAX_WINDOW_DAYS, TerminalState, terminal_features
+
+log = logging.getLogger(__name__)
+
+
+class TerminalReplica:
+    """Every terminal's state, plus the deltas this worker has yet to publish."""
+
+    def __init__(self, delay_days: float = DEFAULT_DELAY_DAYS) -> None:
+        self.delay_days = float(delay_days)
+        self.states: dict[int, TerminalState] = {}
+        self.out_tx: list[list[float]] = []
+        self.out_fraud: list[list[float]] = []
+        self.applied_messages = 0
+        self.ready = asyncio.Event()
+
+    def _state(self, terminal_id: int) -> TerminalState:
+        state = self.states.get(terminal_id)
+        if state is None:
+            state = TerminalState(retention_days=self.delay_days + MAX_WINDOW_DAYS)
+            self.states[terminal_id] = state
+        return state
+
+    def features(self, terminal_id: int, t: float) -> tuple[float, ...]:
+        state = self.states.get(terminal_id)
+        if state is None:
+            return (0.0,) * 6
+        return terminal_features(state, t, self.delay_days)
+
+    def apply_tx(self, terminal_id: int, ts: float) -> None:
+        state = self._state(terminal_id)
+        tss = state.ts
+        i = bisect_left(tss, ts)
+        if i < len(tss) and tss[i] == ts:
+            return  # already recorded (our own delta read back, or a re-publication)
+        state.add_transaction(ts)
+
+    def apply_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
+        self._state(terminal_id).add_label(tx_ts, 1, known_at, tx_id)
+
+    # -- publishing this worker's deltas -------------------------------------------------
+    def record_tx(self, terminal_id: int, ts: float) -> None:
+        """Apply locally now (same-worker reads are exact) and queue for the other workers."""
+        self.apply_tx(terminal_id, ts)
+        self.out_tx.append([terminal_id, ts])
+
+    def record_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
+        self.apply_fraud(terminal_id, tx_ts, known_at, tx_id)
+        self.out_fraud.append([terminal_id, tx_ts, known_at, tx_id])
+
+    def take_outgoing(self) -> bytes | None:
+        """The queued deltas as one message, or None when there are none."""
+        if not self.out_tx and not self.out_fraud:
+            return None
+        body = {"v": 1, "type": "terminal_deltas", "tx": self.out_tx, "fraud": self.out_fraud}
+        self.out_tx, self.out_fraud = [], []
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def apply_message(self, value: bytes) -> None:
+        try:
+            body: dict[str, Any] = json.loads(value)
+            for terminal_id, ts in body.get("tx", ()):
+                self.apply_tx(int(terminal_id), float(ts))
+            for terminal_id, tx_ts, known_at, tx_id in body.get("fraud", ()):
+                self.apply_fraud(int(terminal_id), float(tx_ts), float(known_at), int(tx_id))
+        except (ValueError, TypeError) as exc:  # our own topic: log, never crash the worker
+            log.error("ignoring malformed terminal delta message: %s", exc)
+        self.applied_messages += 1
+
+    async def follow(self, topic: str, consumer_kwargs: dict[str, Any]) -> None:
+        """Replay ``topic`` from the start, then keep applying new deltas until cancelled."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **consumer_kwargs)
+        await consumer.start()
+        try:
+            partitions = None
+            for _ in range(100):
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions:
+                    break
+                await consumer.topics()  # refreshes cluster metadata
+                await asyncio.sleep(0.1)
+            tps = [TopicPartition(topic, p) for p in sorted(partitions or [0])]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            if all(v == 0 for v in end.values()):
+                self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for records in batches.values():
+                    for record in records:
+                        self.apply_message(record.value)
+                if not self.ready.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in tps}
+                    if all(positions[tp] >= end[tp] for tp in tps):
+                        log.info("terminal replica caught up: %d terminals", len(self.states))
+                        self.ready.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
