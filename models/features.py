@@ -293,7 +293,9 @@ class FeatureEngine:
         cust = self.customers.get(customer_id)
         if cust is None:
             cust = self.customers[customer_id] = CustomerState()
-        term = self._terminal(terminal_id)
+        term = self.terminals.get(terminal_id)
+        if term is None:
+            term = self._terminal(terminal_id)
         c = customer_features(cust, ts, amount)
         t = terminal_features(term, ts, self.delay_days)
         term.add_transaction(ts)

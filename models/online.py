@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from operator import mul
 from typing import Any
 
 import numpy as np
@@ -125,20 +126,21 @@ class SGDLogReg:
         self.inv_std = [1.0] * n_features
         self.w = [0.0] * n_features
         self.b = 0.0
+        self._coef = [0.0] * n_features  # inv_std * w
+        self._offset = 0.0  # b - sum(mean * coef)
 
     def _vec(self, x: Any) -> Sequence[float]:
         if isinstance(x, dict):
             return [float(x.get(k, 0.0)) for k in self.names]
         return x
 
-    def _z(self, v: Sequence[float]) -> list[float]:
-        return [(a - m) * s for a, m, s in zip(v, self.mean, self.inv_std, strict=True)]
-
     def predict_proba_vec(self, v: Sequence[float]) -> float:
-        """Score a plain sequence in ``names`` order (the evaluator's fast path)."""
-        z = self.b
-        for a, m, s, w in zip(v, self.mean, self.inv_std, self.w, strict=True):
-            z += (a - m) * s * w
+        """Score a plain sequence in ``names`` order (the evaluator's fast path).
+
+        ``sum((x - mean) * inv_std * w) + b`` is kept folded as ``sum(x * coef) + offset``
+        (refreshed after each update), so scoring is one C-level multiply-accumulate.
+        """
+        z = self._offset + sum(map(mul, v, self._coef))
         if z >= 0:
             return 1.0 / (1.0 + math.exp(-z))
         e = math.exp(z)
@@ -148,21 +150,29 @@ class SGDLogReg:
         # update the scaler first, then take one gradient step on the re-scaled example
         self.n += 1
         n = self.n
-        mean, m2, inv = self.mean, self.m2, self.inv_std
+        mean, m2, inv, w = self.mean, self.m2, self.inv_std, self.w
+        zs = []
+        z = self.b
         for i, a in enumerate(v):
             d = a - mean[i]
-            mean[i] += d / n
-            m2[i] += d * (a - mean[i])
+            mi = mean[i] = mean[i] + d / n
+            m2[i] += d * (a - mi)
             var = m2[i] / n
-            inv[i] = 1.0 / math.sqrt(var) if var > 1e-12 else 1.0
-        zs = self._z(v)
-        p = self.predict_proba_vec(v)
+            s = inv[i] = 1.0 / math.sqrt(var) if var > 1e-12 else 1.0
+            zi = (a - mi) * s
+            zs.append(zi)
+            z += zi * w[i]
+        p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else 1.0 - 1.0 / (1.0 + math.exp(z))
         g = (p - 1.0) * self.pos_weight if y else p
         lr, l2 = self.lr, self.l2
-        w = self.w
-        for i, zi in enumerate(zs):
-            w[i] -= lr * (g * zi + l2 * w[i])
+        coef = self._coef
         self.b -= lr * g
+        offset = self.b
+        for i, zi in enumerate(zs):
+            wi = w[i] = w[i] - lr * (g * zi + l2 * w[i])
+            c = coef[i] = inv[i] * wi
+            offset -= mean[i] * c
+        self._offset = offset
 
     def predict_proba_one(self, x: Any) -> float:
         return self.predict_proba_vec(self._vec(x))
