@@ -207,6 +207,41 @@ class Settings(BaseSettings):
         return self.model_copy(update={"kafka": kafka})
 
 
+def child_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a child process (worker, producer) that should see ``settings``.
+
+    The inverse of reading the settings: tests, benchmarks and the demo start real processes
+    and configure them the way a user would, through the environment.
+    """
+    import os
+
+    env = dict(os.environ)
+    k = settings.kafka
+    env["KAFKA_BOOTSTRAP_SERVERS"] = k.bootstrap_servers
+    env["KAFKA_SECURITY_PROTOCOL"] = k.security_protocol
+    for name, value in (
+        ("KAFKA_SASL_MECHANISM", k.sasl_mechanism),
+        ("KAFKA_SASL_USERNAME", k.sasl_username),
+        ("KAFKA_SASL_PASSWORD", k.sasl_password.get_secret_value() if k.sasl_password else None),
+        ("KAFKA_SSL_CAFILE", str(k.ssl_cafile) if k.ssl_cafile else None),
+    ):
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    for name in TopicSettings.model_fields:
+        env[f"FRAUDSTREAM_TOPIC_{name.upper()}"] = str(getattr(settings.topics, name))
+    for name in Settings.model_fields:
+        if name in ("kafka", "topics"):
+            continue
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"FRAUDSTREAM_{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""

@@ -92,7 +92,7 @@ class FraudApp:
         # so the processor binds each card's own event before storing it (``_bind_event``).
         self.cards = app.Table(
             "cards", default=None, partitions=t.partitions,
-            key_type=bytes, value_type=bytes, value_serializer="raw",  # CardState.to_bytes
+            key_type=bytes, value_type=bytes,  # bytes -> "raw" codec: CardState.to_bytes
         )
         self.telemetry = Telemetry(worker_id)
         self.replica = TerminalReplica(settings.label_delay_days)

@@ -68,9 +68,9 @@ class Processor:
     """Scores transactions and learns labels against card state held in a mapping.
 
     ``cards`` maps the card key (``str(customer_id)`` as bytes, the Kafka key) to
-    ``CardState.to_bytes()`` values: a Faust table in the worker, a dict in tests. Decoded states are cached here, since
-    decoding a value costs more than the features; the worker clears the cache whenever
-    partitions move (``invalidate``).
+    ``CardState.to_bytes()`` values: a Faust table in the worker, a dict in tests. Decoded
+    states are cached here, since decoding a value costs more than the features; the worker
+    clears the cache whenever partitions move (``invalidate``).
     """
 
     def __init__(
