@@ -31,7 +31,9 @@ def _mount() -> None:
     from infra.cli import register as register_infra
 
     register_infra(app)
-    for module_name in ("producers.cli", "models.cli", "streams.cli", "benchmarks.cli"):
+    for module_name in (
+        "producers.cli", "models.cli", "streams.cli", "streams.chaos", "benchmarks.cli",
+    ):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:  # a package without commands yet
