@@ -68,7 +68,7 @@ class FraudApp:
             web_port=settings.web_port or 6066,
             web_bind="127.0.0.1",
             web_in_thread=False,
-            producer_linger_ms=5,
+            producer_linger_ms=settings.producer_linger_ms,
             producer_max_batch_size=256 * 1024,
             broker_commit_every=10_000,
             broker_commit_interval=1.0,
@@ -100,6 +100,7 @@ class FraudApp:
         self.runtime = ModelRuntime(
             settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
             snapshot_every=settings.snapshot_every_labels,
+            learn=settings.learning == "local",
         )
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)

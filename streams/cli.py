@@ -62,16 +62,17 @@ def worker(
 def demo(
     duration: float = typer.Option(120.0, min=10, help="Seconds of streaming."),
     model: str = typer.Option("logreg", help="Online model to run."),
-    rate: float = typer.Option(2000.0, min=1, help="Transactions per second to produce."),
+    rate: float = typer.Option(500.0, min=1, help="Transactions per second to produce."),
     mode: str = typer.Option("event", help="event | microbatch | envelope"),
     out: Path = typer.Option(Path("reports/demo"), help="Where the report goes."),
     web_port: int = typer.Option(6066, min=1, max=65535, help="Dashboard port."),
+    envelope: int = typer.Option(1, min=1, max=1000, help="Transactions per Kafka message."),
 ) -> None:
     """Broker + topics + worker + producer for a while, then a report with charts."""
     from streams.demo import run_demo
 
     settings = settings_for(model, mode, web_port)
-    run_demo(settings, duration_s=duration, rate=rate, out_dir=out)
+    run_demo(settings, duration_s=duration, rate=rate, out_dir=out, envelope=envelope)
 
 
 def register(app: typer.Typer) -> None:

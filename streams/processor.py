@@ -156,7 +156,7 @@ class Processor:
                 *customer_features(card.customer, tx.ts, tx.amount),
                 *replica.features(tx.terminal_id, tx.ts),
             ]
-            replica.record_tx(tx.terminal_id, tx.ts)
+            replica.record_tx(tx.terminal_id, tx.ts, tx.tx_id)
             fresh.append((tx, key, feats))
             dirty.add(key)
         if fresh:

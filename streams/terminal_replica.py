@@ -13,9 +13,8 @@ information at a few messages per second. The log *is* the changelog: on start t
 replays it from the beginning (its retention covers the 37 days the features need) and the
 worker scores nothing until the replay has reached the end offsets it saw at start.
 
-Deltas are idempotent: a transaction time already recorded for the terminal, or a fraud label
-whose transaction id is already recorded, is ignored, so a worker that re-publishes deltas
-after a crash does not double count.
+Deltas are idempotent: a transaction id or a fraud label already recorded is ignored, so our
+own deltas read back from the log, or deltas re-published after a crash, are not counted twice.
 """
 
 from __future__ import annotations
@@ -24,10 +23,15 @@ import asyncio
 import contextlib
 import json
 import logging
-from bisect import bisect_left
 from typing import Any
 
-from models.features import DEFAULT_DELAY_DAYS, MAX_WINDOW_DAYS, TerminalState, terminal_features
+from models.features import (
+    DAY,
+    DEFAULT_DELAY_DAYS,
+    MAX_WINDOW_DAYS,
+    TerminalState,
+    terminal_features,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class TerminalReplica:
         self.out_fraud: list[list[float]] = []
         self.applied_messages = 0
         self.ready = asyncio.Event()
+        self._seen: dict[int, float] = {}  # tx_id -> ts, pruned past the retention
+        self._latest = 0.0
 
     def _state(self, terminal_id: int) -> TerminalState:
         state = self.states.get(terminal_id)
@@ -56,22 +62,24 @@ class TerminalReplica:
             return (0.0,) * 6
         return terminal_features(state, t, self.delay_days)
 
-    def apply_tx(self, terminal_id: int, ts: float) -> None:
-        state = self._state(terminal_id)
-        tss = state.ts
-        i = bisect_left(tss, ts)
-        if i < len(tss) and tss[i] == ts:
+    def apply_tx(self, terminal_id: int, ts: float, tx_id: int) -> None:
+        if tx_id in self._seen:
             return  # already recorded (our own delta read back, or a re-publication)
-        state.add_transaction(ts)
+        self._seen[tx_id] = ts
+        self._state(terminal_id).add_transaction(ts)
+        if ts > self._latest + DAY:
+            self._latest = ts
+            horizon = ts - (self.delay_days + MAX_WINDOW_DAYS + 1) * DAY
+            self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
 
     def apply_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
         self._state(terminal_id).add_label(tx_ts, 1, known_at, tx_id)
 
     # -- publishing this worker's deltas -------------------------------------------------
-    def record_tx(self, terminal_id: int, ts: float) -> None:
+    def record_tx(self, terminal_id: int, ts: float, tx_id: int) -> None:
         """Apply locally now (same-worker reads are exact) and queue for the other workers."""
-        self.apply_tx(terminal_id, ts)
-        self.out_tx.append([terminal_id, ts])
+        self.apply_tx(terminal_id, ts, tx_id)
+        self.out_tx.append([terminal_id, ts, tx_id])
 
     def record_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
         self.apply_fraud(terminal_id, tx_ts, known_at, tx_id)
@@ -88,8 +96,8 @@ class TerminalReplica:
     def apply_message(self, value: bytes) -> None:
         try:
             body: dict[str, Any] = json.loads(value)
-            for terminal_id, ts in body.get("tx", ()):
-                self.apply_tx(int(terminal_id), float(ts))
+            for terminal_id, ts, tx_id in body.get("tx", ()):
+                self.apply_tx(int(terminal_id), float(ts), int(tx_id))
             for terminal_id, tx_ts, known_at, tx_id in body.get("fraud", ()):
                 self.apply_fraud(int(terminal_id), float(tx_ts), float(known_at), int(tx_id))
         except (ValueError, TypeError) as exc:  # our own topic: log, never crash the worker
