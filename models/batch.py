@@ -7,8 +7,8 @@ only appends to a bounded buffer of labelled examples; the model changes when ``
 comparison.
 
 Threads: scikit-learn's OpenMP and BLAS pools collapse under CPU contention (a 1 s fit can take
-80 s on a busy 2-core machine), so fitting and predicting run inside ``threadpool_limits(1)``
-and forests use ``n_jobs=1``.
+80 s on a busy 2-core machine), so fitting runs inside ``threadpool_limits(1)`` and forests use
+``n_jobs=1``; prediction relies on a process-wide limit set once by the caller.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ class BatchModel:
         X = _as_array(rows)
         if self.estimator is None:
             return np.zeros(len(X))
-        with threadpool_limits(1):
-            return self.estimator.predict_proba(X)[:, 1]
+        # no per-call thread limit here: entering threadpool_limits costs milliseconds, more
+        # than scoring one event; callers set it once (the CLI does; workers should run with
+        # OMP_NUM_THREADS=1 or one threadpool_limits(1) at start-up)
+        return self.estimator.predict_proba(X)[:, 1]
 
     def predict_proba_one(self, x: Any) -> float:
         return float(self.predict_proba_many([x] if isinstance(x, dict) else np.asarray([x]))[0])

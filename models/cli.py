@@ -51,6 +51,9 @@ def evaluate(
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per model and line."),
     out: Path | None = typer.Option(None, "--out", help="With --all: write the Markdown table."),
+    save: bool = typer.Option(
+        False, "--save", help="Save each evaluated model as a signed snapshot in the registry."
+    ),
 ) -> None:
     """Evaluate models offline: event-time replay with delayed labels, exact AUC/AP/CP@100."""
     from models.catalog import MODEL_NAMES, make_model
@@ -98,6 +101,9 @@ def evaluate(
                 result = evaluate_prequential(
                     name, prepared, seed, retrain_days=retrain_days, train_days=train_days
                 )
+            result.extra["feature_s"] = prepared.feature_s  # features: computed once, shared
+            if save:
+                result.extra["snapshot"] = str(_save(result, prepared))
             results.append(result)
             if as_json:
                 print(json.dumps(_clean(result.as_dict())), flush=True)
@@ -113,6 +119,18 @@ def evaluate(
         return
     if not as_json:
         _print_table(results)
+
+
+def _save(result: Any, prepared: Any) -> Path:
+    from models.registry import Registry
+
+    metrics = {k: result.as_dict()[k] for k in ("protocol", "auc", "ap", "cp_at_100")}
+    return Registry().save(
+        result.fitted_model,
+        result.model,
+        data_range=(float(prepared.ts[0]), float(prepared.ts[-1])),
+        metrics=_clean(metrics),
+    )
 
 
 def _print_table(results: list[Any]) -> None:

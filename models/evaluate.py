@@ -96,6 +96,7 @@ class RunResult:
     memory_bytes: int = 0
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    fitted_model: Any = None  # the model as it stands at the end of the evaluation
 
     @property
     def events_per_s(self) -> float:
@@ -348,6 +349,7 @@ def _result(
 
 
 def _profile(result: RunResult, model: Model, data: Prepared, mask: np.ndarray, n: int) -> None:
+    result.fitted_model = model
     if n <= 0:
         result.note = model.explain()
         return

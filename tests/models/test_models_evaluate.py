@@ -169,11 +169,12 @@ def test_prequential_online_model_learns_something(small_world) -> None:
     assert result.model_bytes > 0 and result.predict_us > 0 and result.learn_us > 0
 
 
-def test_cli_evaluate_json_and_errors(small_world, capsys) -> None:
+def test_cli_evaluate_json_save_and_errors(small_world, tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from fraudstream.cli import app
 
+    monkeypatch.chdir(tmp_path)  # the registry directory is relative by default
     runner = CliRunner()
     res = runner.invoke(
         app,
@@ -188,6 +189,7 @@ def test_cli_evaluate_json_and_errors(small_world, capsys) -> None:
             "--protocol",
             "prequential",
             "--json",
+            "--save",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -195,6 +197,11 @@ def test_cli_evaluate_json_and_errors(small_world, capsys) -> None:
     assert [o["model"] for o in objs] == ["sgd_logreg", "batch_logreg"]
     for o in objs:
         assert {"auc", "ap", "cp_at_100", "events_per_s", "learn_us", "predict_us", "model_bytes"} <= set(o)
+    from models.registry import Registry
+
+    snap = Registry().load("sgd_logreg")
+    assert snap.meta["metrics"]["auc"] == objs[0]["auc"]
+    assert snap.model.predict_proba_one({"amount": 50.0}) >= 0.0
     bad = runner.invoke(app, ["evaluate", "--data", str(small_world), "--model", "nope"])
     assert bad.exit_code != 0
     assert "unknown model 'nope'" in str(bad.exception)
