@@ -117,7 +117,7 @@ class CardState:
             early.extend((float(tx), float(fraud), float(known_at)))
         parts = (
             array("d", self.customer.ts).tobytes(),
-            array("d", self.customer.amounts).tobytes(),
+            array("d", self.customer.cum).tobytes(),
             self.pending.tobytes(),
             array("q", self.done).tobytes(),
             early.tobytes(),
@@ -134,9 +134,9 @@ class CardState:
         for size in sizes:
             chunks.append(raw[pos:pos + size])
             pos += size
-        ts, amounts, pending, early = (array("d", chunks[i]) for i in (0, 1, 2, 4))
+        ts, cum, pending, early = (array("d", chunks[i]) for i in (0, 1, 2, 4))
         state = cls(
-            customer=CustomerState(ts=ts.tolist(), amounts=amounts.tolist()),
+            customer=CustomerState(ts=ts.tolist(), cum=cum.tolist()),
             pending=pending,
             done=array("q", chunks[3]).tolist(),
         )

@@ -101,11 +101,14 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
             with console.status("Worker starting (recovering tables, replaying terminal state)..."):
                 worker.wait_ready()
             console.print(f"dashboard: [bold]{worker.url}/dashboard[/]   metrics: {worker.url}/metrics")
-            days = max(10, math.ceil(rate * duration_s / 9_000) + 8)
+            # A smaller world than the handbook's (1,000 cards, ~1,900 tx per simulated day), so
+            # that a few minutes of wall time cover weeks of event time and labels arrive.
+            days = max(14, math.ceil(rate * duration_s / 1_900) + 8)
             producer_log = (state / "logs" / "producer.log").open("wb")
             producer = subprocess.Popen(
                 [*FRAUDSTREAM, "produce", "--no-progress", "--rate", str(rate), "--days", str(days),
-                 "--envelope", str(envelope), "--seed", "42"],
+                 "--customers", "1000", "--terminals", "2000", "--envelope", str(envelope),
+                 "--seed", "42"],
                 env=child_env(settings), stdout=producer_log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from streams.card_state import N_FEATURES, CardState
+
+
+def test_round_trip_keeps_window_state_feature_log_and_bookkeeping() -> None:
+    card = CardState()
+    for i in range(5):
+        card.customer.add_transaction(1000.0 + i, 10.0 * (i + 1))
+        card.add_pending(i, 1000.0 + i, 7, 0.1 * i, [float(i)] * N_FEATURES)
+    card.mark_done(99)
+    card.early[123] = [1, 5000.0]
+    back = CardState.from_bytes(card.to_bytes())
+    assert back == card
+    assert back.customer.amounts == card.customer.amounts
+    assert back.get_pending(3).features == [3.0] * N_FEATURES  # type: ignore[union-attr]
+
+
+def test_pop_pending_removes_only_that_row() -> None:
+    card = CardState()
+    for i in range(3):
+        card.add_pending(i, float(i), i, 0.5, [float(i)] * N_FEATURES)
+    entry = card.pop_pending(1)
+    assert entry is not None and entry.terminal_id == 1
+    assert card.n_pending() == 2 and card.get_pending(1) is None
+    assert card.get_pending(2).features == [2.0] * N_FEATURES  # type: ignore[union-attr]
+
+
+def test_expire_drops_rows_older_than_the_ttl() -> None:
+    card = CardState()
+    card.add_pending(1, 0.0, 1, 0.5, [0.0] * N_FEATURES)
+    card.add_pending(2, 100 * 86_400.0, 1, 0.5, [0.0] * N_FEATURES)
+    card.expire(100 * 86_400.0)
+    assert card.get_pending(1) is None and card.get_pending(2) is not None
+
+
+def test_a_corrupt_codec_version_is_refused() -> None:
+    raw = bytearray(CardState().to_bytes())
+    raw[0] = 9
+    try:
+        CardState.from_bytes(bytes(raw))
+    except ValueError as exc:
+        assert "codec" in str(exc)
+    else:
+        raise AssertionError("a foreign codec version was accepted")
