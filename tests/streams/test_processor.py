@@ -1,0 +1,115 @@
+"""The worker's per-message logic without Kafka: idempotence, late/early/repeated labels, DLQ."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from models.registry import Registry
+from producers.events import Label, Transaction, encode_label, encode_transaction
+from streams.model_runtime import ModelRuntime
+from streams.processor import Processor, Record
+from streams.telemetry import Telemetry
+from streams.terminal_replica import TerminalReplica
+
+DAY = 86_400.0
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> Processor:
+    runtime = ModelRuntime("logreg", Registry(tmp_path, "k"), "test-logreg-w0", snapshot_every=3)
+    runtime.start()
+    return Processor({}, TerminalReplica(), runtime, Telemetry("w0"), alert_threshold=0.99)
+
+
+def tx_record(tx_id: int, customer: int = 1, terminal: int = 5, ts: float = 1e9,
+              amount: float = 10.0, offset: int = 0) -> Record:
+    tx = Transaction(tx_id, ts, customer, terminal, amount, 0.0)
+    return Record(str(customer).encode(), encode_transaction(tx), "transactions", 0, offset)
+
+
+def label_record(tx_id: int, fraud: int, customer: int = 1, terminal: int = 5,
+                 tx_ts: float = 1e9, known_at: float = 1e9 + DAY) -> Record:
+    label = Label(tx_id, customer, terminal, tx_ts, fraud, known_at, 0.0)
+    return Record(str(customer).encode(), encode_label(label), "labels", 0, 0)
+
+
+def test_one_score_per_transaction_with_features(proc: Processor) -> None:
+    out = proc.score([tx_record(1), tx_record(2, ts=1e9 + 60, amount=30.0)])
+    assert [json.loads(v)["tx_id"] for _, v in out.scores] == [1, 2]
+    second = json.loads(out.scores[1][1])
+    assert second["features"][:4] == [30.0, second["features"][1], second["features"][2], 2.0]
+    assert second["features"][4] == pytest.approx(20.0)  # mean of 10 and 30 over one day
+    assert [k for k, _ in out.scores] == [b"1", b"2"]  # keyed by tx id: idempotent sink
+
+
+def test_redelivered_transaction_is_answered_not_counted_twice(proc: Processor) -> None:
+    first = proc.score([tx_record(1)])
+    again = proc.score([tx_record(1)])
+    assert json.loads(again.scores[0][1])["score"] == json.loads(first.scores[0][1])["score"]
+    card = proc._card(b"1")
+    assert len(card.customer.ts) == 1
+    assert proc.telemetry.replayed._value.get() == 1
+    later = json.loads(proc.score([tx_record(3, ts=1e9 + 10)]).scores[0][1])
+    assert later["features"][3] == 2.0  # two transactions in the day, not three
+
+
+def test_label_is_learned_once(proc: Processor) -> None:
+    proc.score([tx_record(1)])
+    proc.learn([label_record(1, 1)])
+    proc.learn([label_record(1, 1)])
+    assert proc.telemetry.learned._value.get() == 1
+    assert proc.telemetry.label_dupes._value.get() == 1
+    assert proc.runtime.learned == 1
+
+
+def test_label_before_its_transaction_is_learned_when_it_is_scored(proc: Processor) -> None:
+    proc.learn([label_record(7, 1)])
+    assert proc.telemetry.labels_early._value.get() == 1 and proc.runtime.learned == 0
+    proc.score([tx_record(7)])
+    assert proc.runtime.learned == 1
+
+
+def test_snapshot_becomes_due_after_n_labels(proc: Processor) -> None:
+    proc.score([tx_record(i, ts=1e9 + i) for i in range(3)])
+    out = proc.learn([label_record(i, i % 2, tx_ts=1e9 + i) for i in range(3)])
+    assert out.snapshot_due
+    proc.runtime.snapshot()
+    assert proc.runtime.version == 1
+
+
+def test_fraud_label_feeds_the_terminal_replica(proc: Processor) -> None:
+    proc.score([tx_record(1, terminal=9)])
+    proc.learn([label_record(1, 1, terminal=9, known_at=1e9 + DAY)])
+    feats = json.loads(proc.score([tx_record(2, customer=2, terminal=9, ts=1e9 + 7.5 * DAY)])
+                       .scores[0][1])["features"]
+    assert feats[9:11] == [1.0, 1.0]  # one transaction 7.5 days ago, a known fraud
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"{not json", "JSON"),
+    (b'{"v": 1, "type": "transaction"}', "missing"),
+    (json.dumps({"v": 2, "type": "transaction", "tx_id": 1, "ts": 1.0, "customer_id": 1,
+                 "terminal_id": 1, "amount": 1.0, "produced_at": 0.0}).encode(), "version"),
+    (json.dumps({"v": 1, "type": "transaction", "tx_id": 1, "ts": 1.0, "customer_id": 1,
+                 "terminal_id": 1, "amount": -1.0, "produced_at": 0.0}).encode(), "amount"),
+])
+def test_malformed_events_go_to_the_dlq_with_reason_and_bytes(
+    proc: Processor, value: bytes, reason: str
+) -> None:
+    out = proc.score([Record(b"1", value, "transactions", 3, 42), tx_record(5)])
+    assert len(out.scores) == 1  # the stream goes on
+    assert len(out.dead) == 1
+    dead = json.loads(out.dead[0][1])
+    assert reason.lower() in dead["reason"].lower()
+    assert base64.b64decode(dead["value_b64"]) == value
+    assert (dead["source_topic"], dead["partition"], dead["offset"]) == ("transactions", 3, 42)
+
+
+def test_wrong_key_is_dead_lettered(proc: Processor) -> None:
+    good = tx_record(1, customer=1)
+    out = proc.score([good._replace(key=b"2")])
+    assert not out.scores and "not the card id" in json.loads(out.dead[0][1])["reason"]
