@@ -1,0 +1,347 @@
+"""Drive the real pipeline for a measurement: backlogs on the broker, worker processes, results.
+
+Why processes and topics rather than an in-process loop: the figures the issues ask for are those
+of the deployed pipeline (``fraudstream worker`` reading Kafka, writing ``scores``), so every run
+starts the same command a user runs, with its own consumer group, output topics and state
+directory, and everything it reports is read back from the ``scores`` topic:
+
+* drain rate = transactions scored / (last ``scored_at`` - first ``scored_at``): the worker's
+  start-up and group join are left out, as they are for the ceilings;
+* latency = ``scored_at - produced_at`` of each score message, at a paced load;
+* accuracy = exact AUC/AP/CP@100 (``models.metrics``) of the logged scores against the
+  simulator's ground truth for the same seed and world;
+* cost = the worker process's CPU-seconds (user + system, from ``/proc``) per million
+  transactions, which moves less with the machine's load than a rate does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudstream.errors import FraudstreamError
+from infra.settings import Settings, TopicSettings
+from infra.topics import ensure_topics
+from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
+
+PER_RUN_TOPICS = ("scores", "alerts", "transactions_dlq", "labels_dlq", "terminal_events",
+                  "model_snapshots", "heartbeats")
+
+
+@dataclass(frozen=True)
+class World:
+    """The simulated world every backlog of a run is drawn from (same seed: same events)."""
+
+    customers: int
+    terminals: int
+    days: int
+    seed: int = 7
+
+    def args(self, seed: int | None = None) -> list[str]:
+        return ["--customers", str(self.customers), "--terminals", str(self.terminals),
+                "--days", str(self.days), "--seed", str(self.seed if seed is None else seed)]
+
+
+@dataclass
+class Backlog:
+    """Transactions (and their labels) already on the broker before a worker starts."""
+
+    name: str
+    topics: TopicSettings
+    n_tx: int
+    envelope: int
+    messages: int = 0
+    produce_s: float = 0.0
+
+
+@dataclass
+class Bench:
+    """One benchmark run: the broker, a work directory, and unique topic/app names."""
+
+    base: Settings
+    work: Path
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    log: Any = print
+
+    def topics(self, name: str) -> TopicSettings:
+        """A topic map whose every name is unique to this run and ``name``."""
+        return TopicSettings(**{
+            f: f"bench-{self.tag}-{name}-{f.replace('_', '-')}"
+            for f in TopicSettings.model_fields if f != "partitions"
+        }, partitions=self.base.topics.partitions)
+
+    def settings(self, topics: TopicSettings, **update: Any) -> Settings:
+        return self.base.model_copy(update={
+            "topics": topics, "state_dir": self.work / "state",
+            "registry_dir": self.work / "registry", **update,
+        })
+
+
+def message_count(settings: Settings, topic: str) -> int:
+    """Records on ``topic`` (sum of end offsets; the topics are fresh, so start = 0)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**settings.kafka.kafka_python_kwargs())
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return int(sum(ends.values()))
+    finally:
+        consumer.close()
+
+
+def make_backlog(bench: Bench, name: str, world: World, n_tx: int, envelope: int) -> Backlog:
+    """Produce ``n_tx`` transactions with their labels, ``envelope`` events per message."""
+    topics = bench.topics(name)
+    settings = bench.settings(topics)
+    ensure_topics(settings)
+    started = time.perf_counter()
+    produce(settings, *world.args(), "--max-tx", str(n_tx), "--envelope", str(envelope))
+    backlog = Backlog(name, topics, n_tx, envelope, produce_s=time.perf_counter() - started)
+    backlog.messages = message_count(settings, topics.transactions)
+    bench.log(f"backlog {name}: {n_tx:,} tx in {backlog.messages:,} messages "
+              f"({backlog.produce_s:.1f} s to produce, labels included)")
+    return backlog
+
+
+def ground_truth(bench: Bench, world: World, n_tx: int, seed: int | None = None,
+                 extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The simulator's transactions for the same world and seed as a backlog (fraud per tx_id)."""
+    import subprocess
+
+    from infra.settings import child_env
+
+    out = bench.work / f"truth-{uuid.uuid4().hex[:6]}.parquet"
+    done = subprocess.run(
+        [*FRAUDSTREAM, "simulate", "--out", str(out), *world.args(seed), "--max-tx", str(n_tx),
+         *extra], env=child_env(bench.base), capture_output=True, text=True, check=False,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise FraudstreamError(f"simulate failed: {done.stderr.strip()[-500:]}")
+    from producers.reader import read_transactions
+
+    return read_transactions(out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ScoreRows:
+    """The score messages of one run, as arrays."""
+
+    tx_id: np.ndarray
+    score: np.ndarray
+    scored_at: np.ndarray
+    produced_at: np.ndarray
+    worker: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tx_id)
+
+
+def read_scores(settings: Settings, until: int | None = None) -> ScoreRows:
+    """Every message on the run's ``scores`` topic (the last one per tx_id wins)."""
+    bodies: dict[int, tuple[float, float, float, str]] = {}
+    for record in read_topic(settings, settings.topics.scores, idle_s=3.0, until=until):
+        b = json.loads(record.value)
+        bodies[b["tx_id"]] = (b["score"], b["scored_at"], b["produced_at"], b.get("worker", ""))
+    ids = np.fromiter(bodies, dtype=np.int64, count=len(bodies))
+    vals = list(bodies.values())
+    return ScoreRows(
+        ids,
+        np.array([v[0] for v in vals], dtype=np.float64),
+        np.array([v[1] for v in vals], dtype=np.float64),
+        np.array([v[2] for v in vals], dtype=np.float64),
+        np.array([v[3] for v in vals], dtype=object),
+    )
+
+
+def drain_rate(rows: ScoreRows) -> tuple[float, float]:
+    """``(tx/s, seconds)``; with several workers, over the span where all of them were scoring.
+
+    With two workers the first one to join starts alone and the other catches up after a
+    rebalance; counting only the overlap measures what two workers do together.
+    """
+    if len(rows) < 2:
+        return float("nan"), float("nan")
+    workers = sorted(set(rows.worker.tolist()))
+    if len(workers) > 1:
+        lo = max(rows.scored_at[rows.worker == w].min() for w in workers)
+        hi = min(rows.scored_at[rows.worker == w].max() for w in workers)
+        if hi > lo:
+            n = int(np.sum((rows.scored_at >= lo) & (rows.scored_at <= hi)))
+            return n / (hi - lo), hi - lo
+    span = float(rows.scored_at.max() - rows.scored_at.min())
+    return (len(rows) - 1) / max(span, 1e-6), span
+
+
+@dataclass
+class RunSpec:
+    """One worker configuration to measure."""
+
+    label: str
+    model: str
+    mode: str  # event | microbatch | envelope
+    backlog: Backlog
+    learn: bool = True  # read the backlog's labels; False: an empty labels topic
+    workers: int = 1
+    stop_after: int | None = None  # stop once this many are scored (a prefix of the backlog)
+    cap_s: float = 600.0  # give up waiting after this long scoring (slow models): partial run
+
+
+def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
+    """Start the worker(s) over a backlog, wait until drained (or capped), read the scores."""
+    run = uuid.uuid4().hex[:6]
+    per_run = bench.topics(f"run-{run}")
+    labels = spec.backlog.topics.labels if spec.learn else bench.topics("nolabels").labels
+    topics = per_run.model_copy(update={
+        "transactions": spec.backlog.topics.transactions, "labels": labels})
+    settings = bench.settings(
+        topics, app_id=f"bench-{bench.tag}-{run}", model=spec.model,
+        processing_mode=spec.mode,
+    )
+    ensure_topics(settings)
+    target = min(spec.stop_after or spec.backlog.n_tx, spec.backlog.n_tx)
+    workers = [WorkerProcess(settings, f"w{i}", bench.work / "logs" / run)
+               for i in range(spec.workers)]
+    partial = False
+    cpu0: list[float] = []
+    cpu1: list[float] = []
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.wait_ready(timeout_s=180)
+        cpu0 = [cpu_seconds(w.process.pid) for w in workers if w.process]
+        done, last_n, last_change, first_progress = 0.0, -1.0, time.monotonic(), 0.0
+        while True:
+            done = sum(float(w.stats()["totals"]["transactions"]) for w in workers)
+            now = time.monotonic()
+            if done != last_n:
+                last_n, last_change = done, now
+                if done and not first_progress:
+                    first_progress = now
+            if done >= target:
+                break
+            if now - last_change > 60 or (first_progress and now - first_progress > spec.cap_s):
+                partial = True
+                break
+            if not all(w.alive() for w in workers):
+                raise FraudstreamError(f"{spec.label}: a worker died: {workers[0].tail()}")
+            time.sleep(0.3)
+        cpu1 = [cpu_seconds(w.process.pid) for w in workers if w.process]
+    finally:
+        for w in workers:
+            w.stop()
+    rows = read_scores(settings, until=int(done))
+    rate, span = drain_rate(rows)
+    cpu = sum(cpu1) - sum(cpu0)
+    result: dict[str, Any] = {
+        "label": spec.label, "model": spec.model, "mode": spec.mode,
+        "envelope": spec.backlog.envelope, "workers": spec.workers, "learn": spec.learn,
+        "scored": len(rows), "target": target, "partial": partial,
+        "tx_per_s": rate, "seconds": span,
+        "cpu_s_per_mtx": cpu / max(len(rows), 1) * 1e6,
+        "_rows": rows,
+    }
+    bench.log(f"  {spec.label}: {len(rows):,} scored, {rate:,.0f} tx/s"
+              f"{' (PARTIAL: capped)' if partial else ''}, "
+              f"{result['cpu_s_per_mtx']:,.0f} CPU-s per million tx")
+    return result
+
+
+def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int, n_tx: int,
+                rate: float = 2000.0, warmup_s: float = 2.0) -> dict[str, Any]:
+    """A caught-up worker, then ``n_tx`` transactions paced at ``rate`` tx/s: latency quantiles.
+
+    Latency is ``scored_at - produced_at`` per transaction; envelopes include their batching
+    window (``--max-wait-ms``, the producer's default 50 ms). The first ``warmup_s`` seconds of
+    traffic are left out (connections and JIT-less warm caches, not steady state).
+    """
+    run = uuid.uuid4().hex[:6]
+    topics = bench.topics(f"lat-{run}")
+    settings = bench.settings(topics, app_id=f"bench-{bench.tag}-lat-{run}", model=model,
+                              processing_mode=mode)
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, "w0", bench.work / "logs" / f"lat-{run}")
+    try:
+        worker.start()
+        worker.wait_ready(timeout_s=180)
+        time.sleep(2.0)  # let the consumer group settle on its partitions
+        produce(settings, *world.args(seed=world.seed + 11), "--max-tx", str(n_tx),
+                "--envelope", str(envelope), "--rate", str(rate), "--no-labels")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if worker.stats()["totals"]["transactions"] >= n_tx:
+                break
+            time.sleep(0.3)
+    finally:
+        worker.stop()
+    rows = read_scores(settings, until=n_tx)
+    if len(rows) < 2:
+        raise FraudstreamError(f"latency run {model}/{mode}: only {len(rows)} scores")
+    t0 = rows.produced_at.min()
+    warmup_s = min(warmup_s, 0.2 * float(rows.produced_at.max() - t0))  # short (quick) runs
+    keep = rows.produced_at >= t0 + warmup_s
+    lat_ms = (rows.scored_at[keep] - rows.produced_at[keep]) * 1000.0
+    offered = (len(rows) - 1) / max(float(rows.produced_at.max() - t0), 1e-6)
+    result = {
+        "model": model, "mode": mode, "envelope": envelope, "n": int(keep.sum()),
+        "offered_tx_per_s": offered,
+        "p50_ms": float(np.percentile(lat_ms, 50)), "p95_ms": float(np.percentile(lat_ms, 95)),
+        "p99_ms": float(np.percentile(lat_ms, 99)), "max_ms": float(lat_ms.max()),
+        "_lat_ms": lat_ms,
+    }
+    bench.log(f"  latency {model}/{mode}/env{envelope}: p50 {result['p50_ms']:.1f} ms, "
+              f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f} tx/s")
+    return result
+
+
+def accuracy(rows: ScoreRows, truth: pd.DataFrame) -> dict[str, float]:
+    """Exact AUC, AP and CP@100 of the logged scores against the ground truth."""
+    from models.metrics import score_all
+
+    t = truth.set_index("tx_id").loc[rows.tx_id]
+    s = score_all(t["ts"].to_numpy(), t["customer_id"].to_numpy(), t["fraud"].to_numpy(),
+                  rows.score)
+    return {"auc": s.auc, "ap": s.ap, "cp_at_100": s.cp_at_100, "n_fraud": s.n_fraud}
+
+
+def train_batch_models(bench: Bench, world: World, n_tx: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Fit each batch baseline on a separate simulated history and sign it into the registry.
+
+    Trained on the same world generator with another seed, so the backlog the worker then
+    scores is unseen data. Returns the fit time per model.
+    """
+    from models.catalog import make_model
+    from models.evaluate import prepare
+    from models.registry import Registry
+
+    df = ground_truth(bench, world, n_tx, seed=world.seed + 1)
+    data = prepare(df, delay_days=7.0)
+    registry = Registry(bench.work / "registry", bench.base.model_signing_key.get_secret_value())
+    fit_s: dict[str, float] = {}
+    for name in names:
+        model = make_model(name)
+        started = time.perf_counter()
+        model.fit(data.X, data.fraud)  # type: ignore[union-attr]
+        fit_s[name] = time.perf_counter() - started
+        registry.save(model, name, data_range=(float(data.ts[0]), float(data.ts[-1])))
+        bench.log(f"  trained {name} on {len(data):,} tx in {fit_s[name]:.1f} s")
+    return fit_s
