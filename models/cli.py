@@ -102,6 +102,7 @@ def evaluate(
                     name, prepared, seed, retrain_days=retrain_days, train_days=train_days
                 )
             result.extra["feature_s"] = prepared.feature_s  # features: computed once, shared
+            result.extra["feature_cpu_s"] = prepared.feature_cpu_s
             if save:
                 result.extra["snapshot"] = str(_save(result, prepared))
             results.append(result)

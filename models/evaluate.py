@@ -15,6 +15,7 @@ All figures are exact (scikit-learn over the logged scores), see ``models.metric
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import time
 import tracemalloc
@@ -44,6 +45,7 @@ class Prepared:
     X: np.ndarray
     delay_days: float
     feature_s: float
+    feature_cpu_s: float = float("nan")  # CPU time: on a shared machine wall time overstates
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -73,9 +75,10 @@ def prepare(df: Any, delay_days: float = 7.0, labels: str = "fixed") -> Prepared
     cust = df["customer_id"].to_numpy(np.int64)
     term = df["terminal_id"].to_numpy(np.int64)
     amount = df["amount"].to_numpy(np.float64)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     X = compute_features(ts, cust, term, amount, fraud, label_ts, delay_days)
-    return Prepared(ts, cust, term, amount, fraud, label_ts, X, float(delay_days), time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return Prepared(ts, cust, term, amount, fraud, label_ts, X, float(delay_days), wall, cpu)
 
 
 @dataclass
@@ -130,8 +133,11 @@ def replay_online(
     data: Prepared,
     score_from: float = -np.inf,
     until: float = np.inf,
+    stats: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, float, int]:
     """Prequential replay of an online model; returns ``(scores, seconds, events)``.
+
+    ``stats``, when given, receives ``replay_cpu_s`` (CPU time of the replay loop).
 
     Transactions with ``ts < until`` are scored (logged when ``ts >= score_from``; NaN
     elsewhere) and their labels learnt at ``label_ts`` if that is before ``until``.
@@ -156,6 +162,7 @@ def replay_online(
     X = data.X
     out: list[float] = [np.nan] * n
     pending: dict[int, Any] = {}
+    c0 = time.process_time()
     t0 = time.perf_counter()
     if hasattr(model, "predict_proba_vec"):  # lean model: plain lists, no dicts
         predict, learn = model.predict_proba_vec, model.learn_vec
@@ -179,6 +186,8 @@ def replay_online(
             else:
                 learn(pending.pop(i), y[i])
     seconds = time.perf_counter() - t0
+    if stats is not None:
+        stats["replay_cpu_s"] = time.process_time() - c0
     scores[:] = out
     return scores, seconds, len(kinds_l)
 
@@ -253,10 +262,7 @@ def _cost_profile(model: Model, data: Prepared, rows: np.ndarray) -> tuple[float
         model.predict_proba_one(x)
     predict_us = (time.perf_counter() - t0) / max(len(dicts), 1) * 1e6
     blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    tracemalloc.start()
-    pickle.loads(blob)
-    memory = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    memory = _loaded_size(blob)
     learn_us = float("nan")
     if is_online(model.name):
         clone = copy.deepcopy(model)
@@ -266,6 +272,31 @@ def _cost_profile(model: Model, data: Prepared, rows: np.ndarray) -> tuple[float
             clone.learn_one(x, yy)
         learn_us = (time.perf_counter() - t0) / max(len(dicts), 1) * 1e6
     return predict_us, learn_us, len(blob), memory
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * 4096
+    except OSError:  # not Linux: tracemalloc alone
+        return 0
+
+
+def _loaded_size(blob: bytes) -> int:
+    """Approximate in-memory size of a model: memory allocated while unpickling it.
+
+    tracemalloc sees Python objects; forests keep their trees in C arrays (scikit-learn) or
+    Rust (River) that only the resident set shows, so the larger of the two is reported.
+    """
+    gc.collect()
+    rss0 = _rss()
+    tracemalloc.start()
+    obj = pickle.loads(blob)
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    rss = _rss() - rss0
+    del obj
+    return max(traced, rss)
 
 
 def evaluate_handbook(
@@ -314,13 +345,15 @@ def evaluate_prequential(
 ) -> RunResult:
     """Replay the whole data set; every transaction is scored and evaluated."""
     model = make_model(name, seed)
+    stats: dict[str, float] = {}
     if is_online(name):
-        scores, replay_s, events = replay_online(model, data)
+        scores, replay_s, events = replay_online(model, data, stats=stats)
         train_s = replay_s
     else:
         scores, replay_s, events, train_s = replay_batch(model, data, retrain_days, train_days)
     mask = ~np.isnan(scores)
     result = _result(name, "prequential", data, mask, scores, replay_s, events, train_s)
+    result.extra.update(stats)
     _profile(result, model, data, mask, profile_rows)
     return result
 
