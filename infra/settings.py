@@ -201,7 +201,7 @@ class Settings(BaseSettings):
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
-    learning: Literal["local", "off"] = "local"
+    learning: Literal["local", "off", "trainer"] = "local"
 
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         """A copy pointing at another broker (tests and the demo use throwaway brokers)."""

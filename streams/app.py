@@ -193,6 +193,12 @@ class FraudApp:
         async def follow_heartbeats() -> None:
             await self._follow_heartbeats()
 
+        if s.learning == "trainer":
+
+            @app.task
+            async def follow_model_snapshots() -> None:
+                await self._follow_snapshots()
+
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
@@ -230,6 +236,32 @@ class FraudApp:
         except Exception:  # consumer not started yet
             return 0.0
         return total
+
+    async def _follow_snapshots(self) -> None:
+        """Swap in each snapshot the trainer publishes (verified; a bad one is refused)."""
+        from aiokafka import AIOKafkaConsumer
+
+        topic = self.settings.topics.model_snapshots
+        while True:
+            consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="earliest",
+                                        **self.settings.kafka.aiokafka_kwargs())
+            try:
+                await consumer.start()
+                async for record in consumer:
+                    with contextlib.suppress(ValueError, KeyError):
+                        note = json.loads(record.value)
+                        if int(note["version"]) > self.runtime.version and self.runtime.reload_from(
+                            note["path"]
+                        ):
+                            self.telemetry.model_version.set(self.runtime.version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("snapshot follower restarting: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
 
     async def _follow_heartbeats(self) -> None:
         from aiokafka import AIOKafkaConsumer

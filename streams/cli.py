@@ -75,6 +75,26 @@ def demo(
     run_demo(settings, duration_s=duration, rate=rate, out_dir=out, envelope=envelope)
 
 
+def trainer(
+    model: str = typer.Option(None, help="Online model to train (default: FRAUDSTREAM_MODEL)."),
+    bootstrap: str = typer.Option(None, help="Override KAFKA_BOOTSTRAP_SERVERS."),
+    max_seconds: float = typer.Option(None, min=1, help="Stop after this long (default: never)."),
+) -> None:
+    """Learn from every label in one process and publish snapshots (workers: LEARNING=trainer)."""
+    import logging
+
+    from models.catalog import is_online
+    from streams.trainer import run_trainer
+
+    settings = settings_for(model=model, bootstrap=bootstrap)
+    if not is_online(settings.model):
+        raise FraudstreamError(f"the trainer needs an online model, not {settings.model!r}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    t = run_trainer(settings, max_seconds=max_seconds)
+    typer.echo(f"trainer stopped: {t.learned} labels learned, last snapshot v{t.version}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
     app.command("demo")(demo)
+    app.command("trainer")(trainer)

@@ -243,6 +243,7 @@ class Processor:
 
     def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any) -> bool:
         card.mark_done(tx_id)
-        self.telemetry.observe_label(entry.score, fraud)
-        self.telemetry.learned.inc()
+        self.telemetry.observe_label(entry.score, fraud)  # rolling AUC/AP, in every mode
+        if self.runtime.learn_enabled:
+            self.telemetry.learned.inc()
         return self.runtime.learn(entry.features, fraud)

@@ -1,0 +1,45 @@
+"""One trainer learns from all labels; scoring workers pick up its signed snapshots."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.settings import Settings, child_env
+from infra.topics import ensure_topics
+from streams.harness import FRAUDSTREAM, WorkerProcess, produce
+
+pytestmark = pytest.mark.integration
+
+
+def test_workers_follow_the_trainers_snapshots(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = kafka_settings.model_copy(update={
+        "state_dir": tmp_path / "state", "registry_dir": tmp_path / "registry",
+        "learning": "trainer", "snapshot_every_labels": 1000,
+    })
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, "w0", tmp_path).start()
+    trainer = subprocess.Popen([*FRAUDSTREAM, "trainer", "--max-seconds", "150"],
+                               env=child_env(settings), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        worker.wait_ready()
+        produce(settings, "--customers", "300", "--terminals", "600", "--days", "25",
+                "--max-tx", "5000", "--seed", "9")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            stats = worker.stats()
+            if stats["model"].startswith("logreg:v") and not stats["model"].startswith("logreg:v0"):
+                break
+            time.sleep(1)
+        assert not stats["model"].startswith("logreg:v0"), "no trainer snapshot was picked up"
+        assert stats["totals"]["learned"] == 0  # the scorer itself never learns in this mode
+        assert (settings.registry_dir / f"{settings.app_id}-logreg-trainer").is_dir()
+    finally:
+        worker.stop()
+        trainer.terminate()
+        out = trainer.communicate(timeout=30)[0].decode(errors="replace")
+    assert "labels learned" in out
