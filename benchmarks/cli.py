@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,8 @@ def bench(
     from benchmarks.suite import run_bench
     from infra.settings import get_settings
 
+    # SIGTERM -> SystemExit, so that every worker and the throwaway broker are stopped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out_dir = out or Path("reports/bench-quick" if quick else "reports/bench")
     command = "fraudstream bench " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 \
         else "fraudstream bench"
