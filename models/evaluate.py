@@ -290,11 +290,14 @@ def _loaded_size(blob: bytes) -> int:
     """
     gc.collect()
     rss0 = _rss()
-    tracemalloc.start()
+    obj = pickle.loads(blob)
+    rss = _rss() - rss0
+    del obj
+    gc.collect()
+    tracemalloc.start()  # separately: tracemalloc's own bookkeeping would inflate the RSS
     obj = pickle.loads(blob)
     traced = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    rss = _rss() - rss0
     del obj
     return max(traced, rss)
 
