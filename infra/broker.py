@@ -23,10 +23,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fraudstream.errors import FraudstreamError
 from infra.kafka_dist import KAFKA_VERSION, fetch_kafka
 from infra.toolchain import require_java
+
+if TYPE_CHECKING:
+    from infra.secure_broker import BrokerSecurity
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,7 @@ class LocalBroker:
         heap_mb: int = 768,
         extra_properties: dict[str, str] | None = None,
         advertised_host: str = "127.0.0.1",
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.home = home.resolve()
         self.libs = libs
@@ -139,6 +144,8 @@ class LocalBroker:
         self.heap_mb = heap_mb
         self.extra_properties = dict(extra_properties or {})
         self.advertised_host = advertised_host
+        self.security = security
+        """SASL_SSL + SCRAM listener instead of PLAINTEXT (``infra.secure_broker``); optional."""
         self.process: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
@@ -174,6 +181,9 @@ class LocalBroker:
                 "log.dirs": str(self.data_dir),
             }
         )
+        if self.security is not None:
+            props.update(self.security.broker_properties(self.port, self.controller_port,
+                                                         self.advertised_host))
         props.update(self.extra_properties)
         return props
 
@@ -210,6 +220,7 @@ class LocalBroker:
             "-c",
             str(self.config_file),
             "--ignore-formatted",
+            *(self.security.format_args() if self.security is not None else ()),
         )
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -250,12 +261,17 @@ class LocalBroker:
         stdout.close()
         self.pid = self.process.pid
         try:
-            wait_until_ready(self.bootstrap, timeout_s, process=self.process, log_file=self.log_file)
+            wait_until_ready(self.bootstrap, timeout_s, process=self.process, log_file=self.log_file,
+                             client_kwargs=self.client_kwargs())
         except BaseException:
             self.stop()
             raise
         log.info("Kafka %s broker ready at %s (pid %s)", KAFKA_VERSION, self.bootstrap, self.pid)
         return self.bootstrap
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """kafka-python settings (beyond the address) that this broker's listener requires."""
+        return self.security.admin_client_kwargs() if self.security is not None else {}
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask the broker to shut down cleanly; kill it if it does not within ``timeout_s``."""
@@ -296,8 +312,11 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def metadata_ok(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when the broker answers a metadata request (not merely accepts TCP)."""
+def metadata_ok(bootstrap: str, timeout_s: float = 5.0, **client_kwargs: Any) -> bool:
+    """True when the broker answers a metadata request (not merely accepts TCP).
+
+    ``client_kwargs``: security settings for kafka-python when the listener is not PLAINTEXT.
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -314,6 +333,7 @@ def metadata_ok(bootstrap: str, timeout_s: float = 5.0) -> bool:
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
             client_id="fraudstream-probe",
+            **client_kwargs,
         )
         admin.describe_cluster()
         return True
@@ -330,6 +350,7 @@ def wait_until_ready(
     timeout_s: float,
     process: subprocess.Popen[bytes] | None = None,
     log_file: Path | None = None,
+    client_kwargs: dict[str, Any] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -341,7 +362,7 @@ def wait_until_ready(
                 f"the Kafka broker exited during start (code {process.returncode}); last log lines:"
                 f"\n{last}\n{stdout}"
             )
-        if metadata_ok(bootstrap):
+        if metadata_ok(bootstrap, **(client_kwargs or {})):
             return
         time.sleep(0.5)
     raise FraudstreamError(f"the Kafka broker at {bootstrap} did not answer within {timeout_s:.0f}s")
