@@ -30,9 +30,23 @@ def kafka_fetch() -> None:
 def kafka_up(
     port: int = typer.Option(9092, min=1, max=65535, help="Client port on 127.0.0.1."),
     heap_mb: int = typer.Option(1024, min=256, help="Broker JVM heap in MiB."),
+    sasl_ssl: bool = typer.Option(
+        False, "--sasl-ssl",
+        help="SASL_SSL + SCRAM-SHA-512 on a local CA; prints the KAFKA_* variables to export."),
 ) -> None:
     """Start the managed broker in the background (or reuse the running one); print its address."""
     from infra import service
+
+    if sasl_ssl:
+        from infra.secure_broker import up_sasl
+
+        with console.status("Starting Apache Kafka with SASL_SSL (KRaft, single node)..."):
+            state, env = up_sasl(get_settings().cache_dir, port=port, heap_mb=heap_mb)
+        console.print(f"Kafka {state.version} with SASL_SSL/SCRAM-SHA-512 (pid {state.pid}); "
+                      f"logs: {state.log_file}")
+        for name, value in env.items():
+            typer.echo(f"export {name}={value}")
+        return
 
     with console.status("Starting Apache Kafka (KRaft, single node)..."):
         result = service.up(get_settings().cache_dir, port=port, heap_mb=heap_mb)
@@ -53,7 +67,11 @@ def kafka_status() -> None:
     if state is None:
         console.print("no managed broker is running")
         raise typer.Exit(1)
-    health = "answers metadata requests" if service.healthy(state) else "[red]not answering[/]"
+    from infra.broker import metadata_ok
+    from infra.secure_broker import probe_kwargs
+
+    answers = metadata_ok(state.bootstrap, **probe_kwargs(get_settings().cache_dir, state.data_dir))
+    health = "answers metadata requests" if answers else "[red]not answering[/]"
     console.print(f"Kafka {state.version} at {state.bootstrap}, pid {state.pid}, {health}")
     console.print(f"data: {state.data_dir}\nlog:  {state.log_file}")
 

@@ -259,3 +259,50 @@ def run_sasl_check(cache_dir: Path, work_dir: Path, n_tx: int = 5_000) -> Any:
         broker.stop()
     report.seconds = time.monotonic() - started
     return report
+
+
+def sasl_home(cache_dir: Path) -> Path:
+    """Where ``kafka up --sasl-ssl`` keeps its broker: apart from the plaintext one, because
+    SCRAM users are written at format time and a formatted log cannot gain them later."""
+    return cache_dir / "broker-sasl"
+
+
+def up_sasl(cache_dir: Path, port: int = 9093, heap_mb: int = 1024) -> tuple[Any, dict[str, str]]:
+    """Start (or reuse) the long-lived SASL_SSL broker; return its state and client environment.
+
+    It is recorded in the same state file as the plaintext broker, so ``kafka status`` and
+    ``kafka down`` find it; only one managed broker runs at a time.
+    """
+    from infra import service
+    from infra.broker import BrokerState, LocalBroker
+    from infra.kafka_dist import KAFKA_VERSION, fetch_kafka
+
+    home = sasl_home(cache_dir)
+    security = BrokerSecurity.create(home / "pki")
+    running = service.status(cache_dir)
+    if running is not None:
+        if Path(running.data_dir).parent != home.resolve():
+            raise FraudstreamError(
+                f"a plaintext managed broker runs at {running.bootstrap}; "
+                "run `fraudstream kafka down` first")
+        return running, security.environment(running.bootstrap)
+    ports_file = home / "controller.port"
+    controller_port = int(ports_file.read_text()) if ports_file.exists() else None
+    broker = LocalBroker(home, fetch_kafka(cache_dir), port=port, controller_port=controller_port,
+                         heap_mb=heap_mb, security=security)
+    broker.start()
+    ports_file.write_text(str(broker.controller_port))
+    assert broker.pid is not None
+    state = BrokerState(pid=broker.pid, bootstrap=broker.bootstrap, port=broker.port,
+                        controller_port=broker.controller_port, data_dir=str(broker.data_dir),
+                        log_file=str(broker.log_file), version=KAFKA_VERSION)
+    state.save(service.state_file(cache_dir))
+    return state, security.environment(broker.bootstrap)
+
+
+def probe_kwargs(cache_dir: Path, data_dir: str) -> dict[str, Any]:
+    """Credentials for health probes when the running managed broker is the SASL_SSL one."""
+    home = sasl_home(cache_dir).resolve()
+    if Path(data_dir).parent != home or not (home / "pki" / "credentials.json").exists():
+        return {}
+    return BrokerSecurity.create(home / "pki").admin_client_kwargs()
