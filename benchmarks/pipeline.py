@@ -245,6 +245,15 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
             if not all(w.alive() for w in workers):
                 raise FraudstreamError(f"{spec.label}: a worker died: {workers[0].tail()}")
             time.sleep(0.3)
+        # The worker counts a transaction when it is scored; its score message may still sit
+        # in the Faust producer's buffer. Wait until the scores are on the broker (or stop
+        # growing) before stopping the worker, so the run measures published scores.
+        published, grown_at = 0, time.monotonic()
+        while published < int(done) and time.monotonic() - grown_at < 20:
+            now_published = message_count(settings, topics.scores)
+            if now_published > published:
+                published, grown_at = now_published, time.monotonic()
+            time.sleep(0.5)
         cpu1 = [cpu_seconds(w.process.pid) for w in workers if w.process]
     finally:
         for w in workers:
