@@ -832,8 +832,9 @@ def _wait_labels_settled(worker: WorkerProcess, quiet_s: float = 4.0, max_s: flo
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError, ValueError):
             text = worker.get("/metrics").decode()
+            series = worker.stats()["series"]  # its lag sums every partition (the gauge does not)
             now = (metric(text, "fraudstream_labels_learned_total"),
-                   metric(text, "fraudstream_consumer_lag"))
+                   series[-1]["lag"] if series else 1.0)
             if now != last:
                 last, since = now, time.monotonic()
             elif now[1] == 0 and time.monotonic() - since >= quiet_s:
