@@ -97,23 +97,30 @@ def _head(obj: Any, kind: str, keys: frozenset[str]) -> None:
         raise InvalidEvent(f"unknown field {sorted(obj.keys() - keys)[0]!r}")
 
 
+MAX_ID = 2**53 - 1
+"""Ids travel through float arrays in the worker's feature log: keep them exactly representable."""
+MAX_AMOUNT = 1e9
+"""Larger amounts are data errors; unbounded ones would overflow window sums to inf."""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _id(obj: dict[str, Any], name: str) -> int:
     value = obj[name]
-    if type(value) is not int or value < 0:
-        raise InvalidEvent(f"{name} must be a non-negative integer, got {value!r}")
+    if type(value) is not int or value < 0 or value > MAX_ID:
+        raise InvalidEvent(f"{name} must be an integer in [0, 2**53), got {_short(value)}")
     return value
 
 
-def _number(obj: dict[str, Any], name: str) -> float:
+def _number(obj: dict[str, Any], name: str, limit: float = 1e12) -> float:
     value = obj[name]
     t = type(value)
-    if t is float:
-        if not _isfinite(value) or value < 0:
-            raise InvalidEvent(f"{name} must be a finite non-negative number, got {value!r}")
-        return value
-    if t is int and value >= 0:
+    if ((t is float and _isfinite(value)) or t is int) and 0 <= value <= limit:
         return float(value)
-    raise InvalidEvent(f"{name} must be a finite non-negative number, got {value!r}")
+    raise InvalidEvent(f"{name} must be a finite number in [0, {limit:g}], got {_short(value)}")
 
 
 def parse_transaction(obj: Any) -> Transaction:
@@ -121,7 +128,7 @@ def parse_transaction(obj: Any) -> Transaction:
     _head(obj, TRANSACTION, _TX_KEYS)
     return Transaction(
         _id(obj, "tx_id"), _number(obj, "ts"), _id(obj, "customer_id"),
-        _id(obj, "terminal_id"), _number(obj, "amount"), _number(obj, "produced_at"),
+        _id(obj, "terminal_id"), _number(obj, "amount", MAX_AMOUNT), _number(obj, "produced_at"),
     )
 
 
@@ -152,10 +159,14 @@ def parse_envelope(obj: Any) -> tuple[str, list[Any]]:
 
 def loads(raw: bytes | str) -> Any:
     """JSON text -> object, with undecodable input reported as InvalidEvent."""
+    if raw is None:
+        raise InvalidEvent("empty message (null value)")
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"not valid JSON: {exc}") from None
+        raise InvalidEvent(f"not valid JSON: {str(exc)[:120]}") from None
+    except RecursionError:
+        raise InvalidEvent("JSON nested too deeply") from None
 
 
 def decode_transactions(raw: bytes | str | dict[str, Any]) -> list[Transaction]:

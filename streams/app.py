@@ -113,13 +113,19 @@ class FraudApp:
         self._wire()
 
     # ---------------------------------------------------------------------------------
-    def _send(self, out: Outgoing, dlq: faust.TopicT) -> None:
+    async def _send(self, out: Outgoing, dlq: faust.TopicT) -> None:
+        """Hand results to the producer before the agent takes the next event.
+
+        ``await send`` (not ``send_soon``): Faust flushes the producer before it commits an
+        offset, but not its own ``send_soon`` buffer, so a score left there could be lost to a
+        crash after its source offset was committed.
+        """
         for key, value in out.scores:
-            self.scores_topic.send_soon(key=key, value=value)
+            await self.scores_topic.send(key=key, value=value)
         for key, value in out.alerts:
-            self.alerts_topic.send_soon(key=key, value=value)
+            await self.alerts_topic.send(key=key, value=value)
         for key, value in out.dead:
-            dlq.send_soon(key=key, value=value)
+            await dlq.send(key=key, value=value)
         if out.snapshot_due:
             self._snapshot()
 
@@ -142,16 +148,17 @@ class FraudApp:
             await self.replica.ready.wait()
             if mode == "microbatch":
                 async for events in stream.take_events(s.microbatch_size, s.microbatch_within_s):
-                    self._send(self.processor.score([self._record(e) for e in events]), self.tx_dlq)
+                    await self._send(self.processor.score([self._record(e) for e in events]),
+                                     self.tx_dlq)
             else:  # "event" and "envelope": one message at a time (an envelope is a batch)
                 async for event in stream.events():
-                    self._send(self.processor.score([self._record(event)]), self.tx_dlq)
+                    await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
 
         @app.agent(self.labels_topic, concurrency=1)
         async def learn_labels(stream: faust.StreamT) -> None:
             await self.replica.ready.wait()
             async for events in stream.take_events(500, 0.05):
-                self._send(self.processor.learn([self._record(e) for e in events]),
+                await self._send(self.processor.learn([self._record(e) for e in events]),
                            self.labels_dlq)
 
         @app.task
@@ -220,22 +227,23 @@ class FraudApp:
 
     def consumer_lag(self) -> float:
         """Messages between the consumer's position and the log end, over the source topics."""
-        total = 0.0
+        per_topic = {self.settings.topics.transactions: 0.0, self.settings.topics.labels: 0.0}
         try:
             consumer = self.app.consumer
             for tp in consumer.assignment():
-                if tp.topic not in (self.settings.topics.transactions, self.settings.topics.labels):
+                if tp.topic not in per_topic:
                     continue
                 highwater = consumer.highwater(tp)
                 position = consumer._read_offset.get(tp)  # last offset handed to agents
                 if highwater is None:
                     continue
-                lag = max(0, highwater - ((position or -1) + 1))
-                self.telemetry.lag.labels(tp.topic).set(lag)
-                total += lag
+                next_offset = 0 if position is None else position + 1
+                per_topic[tp.topic] += max(0, highwater - next_offset)
         except Exception:  # consumer not started yet
             return 0.0
-        return total
+        for topic, lag in per_topic.items():
+            self.telemetry.lag.labels(topic).set(lag)
+        return sum(per_topic.values())
 
     async def _follow_snapshots(self) -> None:
         """Swap in each snapshot the trainer publishes (verified; a bad one is refused)."""

@@ -62,7 +62,7 @@ def worker(
 def demo(
     duration: float = typer.Option(120.0, min=10, help="Seconds of streaming."),
     model: str = typer.Option("logreg", help="Online model to run."),
-    rate: float = typer.Option(500.0, min=1, help="Transactions per second to produce."),
+    rate: float = typer.Option(250.0, min=1, help="Transactions per second to produce."),
     mode: str = typer.Option("event", help="event | microbatch | envelope"),
     out: Path = typer.Option(Path("reports/demo"), help="Where the report goes."),
     web_port: int = typer.Option(6066, min=1, max=65535, help="Dashboard port."),

@@ -49,16 +49,23 @@ class Outgoing:
     snapshot_due: bool = False
 
 
+MAX_DLQ_ORIGINAL = 700_000
+"""Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
+
+
 def dead_letter(record: Record, reason: str) -> KeyValue:
     """The DLQ message: why, where from, and the original bytes (base64) to replay later."""
+    value = record.value or b""
     body = {
         "v": 1,
-        "reason": reason,
+        "reason": reason[:500],
+        "original_bytes": len(value),
+        "truncated": len(value) > MAX_DLQ_ORIGINAL,
         "source_topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
-        "value_b64": base64.b64encode(record.value).decode(),
+        "value_b64": base64.b64encode(value[:MAX_DLQ_ORIGINAL]).decode(),
         "failed_at": time.time(),
     }
     return (record.key or b"", _dumps(body).encode())
@@ -122,10 +129,15 @@ class Processor:
                 out.dead.append(dead_letter(record, exc.reason))
                 self.telemetry.dlq.labels("transactions").inc()
                 continue
+            except Exception as exc:  # never let one message stop the stream
+                out.dead.append(dead_letter(record, f"undecodable: {type(exc).__name__}"))
+                self.telemetry.dlq.labels("transactions").inc()
+                continue
             expected = str(batch[0].customer_id).encode()
-            if record.key != expected and len(batch) == 1:
+            foreign = [tx.customer_id for tx in batch if str(tx.customer_id).encode() != record.key]
+            if foreign:
                 out.dead.append(dead_letter(
-                    record, f"key {record.key!r} is not the card id {expected.decode()!r}"))
+                    record, f"key {record.key!r:.40} is not the card id {foreign[0]}"))
                 self.telemetry.dlq.labels("transactions").inc()
                 continue
             txs.extend(batch)
@@ -213,11 +225,22 @@ class Processor:
         for record in records:
             try:
                 decoded = decode_labels(record.value)
-                labels.extend(decoded)
-                self._origin[str(decoded[0].customer_id).encode()] = record.event
             except InvalidEvent as exc:
                 out.dead.append(dead_letter(record, exc.reason))
                 self.telemetry.dlq.labels("labels").inc()
+                continue
+            except Exception as exc:  # never let one message stop the stream
+                out.dead.append(dead_letter(record, f"undecodable: {type(exc).__name__}"))
+                self.telemetry.dlq.labels("labels").inc()
+                continue
+            foreign = [lb.customer_id for lb in decoded if str(lb.customer_id).encode() != record.key]
+            if foreign:
+                out.dead.append(dead_letter(
+                    record, f"key {record.key!r:.40} is not the card id {foreign[0]}"))
+                self.telemetry.dlq.labels("labels").inc()
+                continue
+            labels.extend(decoded)
+            self._origin[str(decoded[0].customer_id).encode()] = record.event
         if not labels:
             return out
         self.telemetry.labels_in.inc(len(labels))
