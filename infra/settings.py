@@ -94,6 +94,16 @@ class KafkaSettings(BaseSettings):
         ctx.check_hostname = self.ssl_check_hostname
         return ctx
 
+    def _sasl_kwargs(self) -> dict[str, Any]:
+        """The SASL part, spelled the same by kafka-python and aiokafka."""
+        if not self.uses_sasl:
+            return {}
+        return {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_username,
+            "sasl_plain_password": self.sasl_password.get_secret_value(),  # type: ignore[union-attr]
+        }
+
     def kafka_python_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python's KafkaProducer/KafkaConsumer/KafkaAdminClient."""
         self._check_sasl()
@@ -101,10 +111,7 @@ class KafkaSettings(BaseSettings):
             "bootstrap_servers": self.servers,
             "security_protocol": self.security_protocol,
         }
-        if self.uses_sasl:
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()  # type: ignore[union-attr]
+        kwargs.update(self._sasl_kwargs())
         if self.uses_ssl:
             if self.ssl_cafile:
                 kwargs["ssl_cafile"] = str(self.ssl_cafile)
@@ -118,10 +125,7 @@ class KafkaSettings(BaseSettings):
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
         }
-        if self.uses_sasl:
-            kwargs["sasl_mechanism"] = self.sasl_mechanism
-            kwargs["sasl_plain_username"] = self.sasl_username
-            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()  # type: ignore[union-attr]
+        kwargs.update(self._sasl_kwargs())
         if self.uses_ssl:
             kwargs["ssl_context"] = self.ssl_context()
         return kwargs

@@ -245,56 +245,47 @@ class FraudApp:
             self.telemetry.lag.labels(topic).set(lag)
         return sum(per_topic.values())
 
+    async def _follow(self, topic: str, offset_reset: str, handle: Any) -> None:
+        """Read ``topic`` outside the consumer group (every worker sees every record),
+        calling ``handle(value)``; reconnect after broker trouble, until cancelled."""
+        from aiokafka import AIOKafkaConsumer
+
+        while True:
+            consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset=offset_reset,
+                                        **self.settings.kafka.aiokafka_kwargs())
+            try:
+                await consumer.start()
+                async for record in consumer:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        handle(json.loads(record.value))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("follower of %s restarting: %s", topic, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
     async def _follow_snapshots(self) -> None:
         """Swap in each snapshot the trainer publishes (verified; a bad one is refused)."""
-        from aiokafka import AIOKafkaConsumer
 
-        topic = self.settings.topics.model_snapshots
-        while True:
-            consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="earliest",
-                                        **self.settings.kafka.aiokafka_kwargs())
-            try:
-                await consumer.start()
-                async for record in consumer:
-                    with contextlib.suppress(ValueError, KeyError):
-                        note = json.loads(record.value)
-                        if int(note["version"]) > self.runtime.version and self.runtime.reload_from(
-                            note["path"]
-                        ):
-                            self.telemetry.model_version.set(self.runtime.version)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("snapshot follower restarting: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+        def on_note(note: dict[str, Any]) -> None:
+            if int(note["version"]) > self.runtime.version and self.runtime.reload_from(
+                note["path"]
+            ):
+                self.telemetry.model_version.set(self.runtime.version)
+
+        await self._follow(self.settings.topics.model_snapshots, "earliest", on_note)
 
     async def _follow_heartbeats(self) -> None:
-        from aiokafka import AIOKafkaConsumer
+        def on_beat(beat: dict[str, Any]) -> None:
+            self.telemetry.peers[str(beat["worker"])] = beat
+            now = time.time()
+            alive = sum(1 for b in self.telemetry.peers.values() if now - b["t"] < 10)
+            self.telemetry.workers_alive.set(alive)
 
-        topic = self.settings.topics.heartbeats
-        while True:
-            consumer = AIOKafkaConsumer(topic, group_id=None, auto_offset_reset="latest",
-                                        **self.settings.kafka.aiokafka_kwargs())
-            try:
-                await consumer.start()
-                async for record in consumer:
-                    with contextlib.suppress(ValueError):
-                        beat = json.loads(record.value)
-                        self.telemetry.peers[str(beat["worker"])] = beat
-                    now = time.time()
-                    alive = sum(1 for b in self.telemetry.peers.values() if now - b["t"] < 10)
-                    self.telemetry.workers_alive.set(alive)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("heartbeat follower restarting: %s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+        await self._follow(self.settings.topics.heartbeats, "latest", on_beat)
 
 
 def create_app(settings: Settings, worker_id: str = "w0") -> FraudApp:

@@ -119,29 +119,38 @@ class Processor:
         origin.clear()
 
     # -- transactions --------------------------------------------------------------------
-    def decode_transactions(self, records: list[Record], out: Outgoing) -> list[Transaction]:
-        txs: list[Transaction] = []
+    def _decode(self, record: Record, decode: Any, topic: str, out: Outgoing) -> list[Any]:
+        """The events of one record, or [] after dead-lettering it with its reason.
+
+        Every event of the record (an envelope holds several) must belong to the card named
+        by the record's key: a foreign key would put the card's state in another partition.
+        """
+        try:
+            events = decode(record.value)
+        except InvalidEvent as exc:
+            reason = exc.reason
+        except Exception as exc:  # never let one message stop the stream
+            reason = f"undecodable: {type(exc).__name__}"
+        else:
+            foreign = [e.customer_id for e in events if str(e.customer_id).encode() != record.key]
+            if not foreign:
+                self._origin[record.key] = record.event
+                return events
+            reason = f"key {record.key!r:.40} is not the card id {foreign[0]}"
+        out.dead.append(dead_letter(record, reason))
+        self.telemetry.dlq.labels(topic).inc()
+        return []
+
+    def decode_transactions(
+        self, records: list[Record], out: Outgoing
+    ) -> list[tuple[bytes, Transaction]]:
+        """Valid transactions with their card key (the record key, already checked)."""
+        txs: list[tuple[bytes, Transaction]] = []
         for record in records:
             self.telemetry.messages_in.inc()
-            try:
-                batch = decode_transactions(record.value)
-            except InvalidEvent as exc:
-                out.dead.append(dead_letter(record, exc.reason))
-                self.telemetry.dlq.labels("transactions").inc()
-                continue
-            except Exception as exc:  # never let one message stop the stream
-                out.dead.append(dead_letter(record, f"undecodable: {type(exc).__name__}"))
-                self.telemetry.dlq.labels("transactions").inc()
-                continue
-            expected = str(batch[0].customer_id).encode()
-            foreign = [tx.customer_id for tx in batch if str(tx.customer_id).encode() != record.key]
-            if foreign:
-                out.dead.append(dead_letter(
-                    record, f"key {record.key!r:.40} is not the card id {foreign[0]}"))
-                self.telemetry.dlq.labels("transactions").inc()
-                continue
-            txs.extend(batch)
-            self._origin[expected] = record.event
+            key = record.key
+            txs.extend((key, tx) for tx in  # type: ignore[misc]
+                       self._decode(record, decode_transactions, "transactions", out))
         return txs
 
     def score(self, records: list[Record]) -> Outgoing:
@@ -153,8 +162,7 @@ class Processor:
         fresh: list[tuple[Transaction, bytes, list[float]]] = []
         dirty: set[bytes] = set()
         replica = self.replica
-        for tx in txs:
-            key = str(tx.customer_id).encode()
+        for key, tx in txs:
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered after a crash: answer, do not count twice
                 self.telemetry.replayed.inc()
@@ -223,24 +231,7 @@ class Processor:
         out = Outgoing()
         labels: list[Label] = []
         for record in records:
-            try:
-                decoded = decode_labels(record.value)
-            except InvalidEvent as exc:
-                out.dead.append(dead_letter(record, exc.reason))
-                self.telemetry.dlq.labels("labels").inc()
-                continue
-            except Exception as exc:  # never let one message stop the stream
-                out.dead.append(dead_letter(record, f"undecodable: {type(exc).__name__}"))
-                self.telemetry.dlq.labels("labels").inc()
-                continue
-            foreign = [lb.customer_id for lb in decoded if str(lb.customer_id).encode() != record.key]
-            if foreign:
-                out.dead.append(dead_letter(
-                    record, f"key {record.key!r:.40} is not the card id {foreign[0]}"))
-                self.telemetry.dlq.labels("labels").inc()
-                continue
-            labels.extend(decoded)
-            self._origin[str(decoded[0].customer_id).encode()] = record.event
+            labels.extend(self._decode(record, decode_labels, "labels", out))
         if not labels:
             return out
         self.telemetry.labels_in.inc(len(labels))
