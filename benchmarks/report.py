@@ -182,6 +182,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
+def _log_scale(ax: Any, axis: str, values: list[float]) -> None:
+    """Log scale when the data allow it: a failed run (all zeros) still gets its chart."""
+    if any(v > 0 for v in values):
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
 def chart_pareto(rows: list[dict[str, Any]], path: Path) -> None:
     """Throughput against AP, one point per model and mode, the Pareto front joined."""
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -195,7 +201,7 @@ def chart_pareto(rows: list[dict[str, Any]], path: Path) -> None:
     front = pareto_front(pts)
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "r--", lw=1.2,
             label="Pareto front")
-    ax.set_xscale("log")
+    _log_scale(ax, "x", [x for x, _ in pts])
     ax.set_xlabel("drain rate, tx/s (log; labels learned during the drain)")
     ax.set_ylabel("average precision (pipeline scores vs ground truth)")
     ax.scatter([], [], color="tab:blue", label="online (River / lean LR)")
@@ -218,7 +224,7 @@ def chart_bars(labels: list[str], values: list[float], colors: list[str], title:
     if hline:
         ax.axhline(hline[0], color="red", ls="--", lw=1, label=hline[1])
         ax.legend(fontsize=8)
-    ax.set_yscale("log")
+    _log_scale(ax, "y", list(values))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3, axis="y")
@@ -236,8 +242,8 @@ def chart_latency(points: list[dict[str, Any]], path: Path, target_ms: float) ->
     ax.axhline(target_ms, color="red", ls="--", lw=1, label=f"p99 target {target_ms:g} ms")
     ax.scatter([], [], color="tab:blue", label="p99")
     ax.scatter([], [], marker="x", color="grey", label="p50")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_scale(ax, "x", [p["tx_per_s"] for p in points])
+    _log_scale(ax, "y", [p["p99_ms"] for p in points] + [p["p50_ms"] for p in points])
     ax.set_xlabel("drain rate, tx/s (capacity)")
     ax.set_ylabel("latency at 2,000 tx/s, ms")
     ax.legend(fontsize=8)

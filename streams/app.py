@@ -107,6 +107,7 @@ class FraudApp:
         self.processor = Processor(
             self.cards, self.replica, self.runtime, self.telemetry,
             alert_threshold=settings.alert_threshold, worker_id=worker_id,
+            partitions=settings.topics.partitions,
         )
         self.processor.bind_event = _bind_event
         self.started_at = time.time()
@@ -127,6 +128,9 @@ class FraudApp:
         for key, value in out.dead:
             await dlq.send(key=key, value=value)
         if out.snapshot_due:
+            # The cards marking these labels done must be durable before a snapshot that
+            # contains them: else a crash replays the labels into the snapshot's model.
+            await self.app.producer.flush()
             self._snapshot()
 
     def _snapshot(self) -> None:

@@ -30,6 +30,9 @@ PENDING_TTL_DAYS = 45.0
 DONE_KEEP = 64
 """How many labelled transaction ids a card remembers, to refuse a repeated label."""
 
+LEARNED_KEEP = 4
+"""How many learned rows a card keeps (flagged by a negative id) to answer a re-delivery."""
+
 N_FEATURES = len(FEATURE_NAMES)
 ROW = 4 + N_FEATURES  # tx_id, ts, terminal_id, score, features...
 _CODEC_VERSION = 1
@@ -54,6 +57,8 @@ class CardState:
     >>> card.add_pending(7, 1000.0, 42, 0.9, [0.0] * N_FEATURES)
     >>> card.seen(7), card.pop_pending(7).terminal_id, card.seen(7)
     (True, 42, False)
+    >>> card.scored(7).score  # kept for a transaction re-delivered after a crash
+    0.9
     >>> CardState.from_bytes(card.to_bytes()) == card
     True
     """
@@ -74,7 +79,8 @@ class CardState:
         return tx_id in self.done or self._row(tx_id) >= 0
 
     def n_pending(self) -> int:
-        return len(self.pending) // ROW
+        """Rows still waiting for a label (learned rows kept as records do not count)."""
+        return sum(1 for tx in self.pending[0::ROW] if tx >= 0)
 
     def get_pending(self, tx_id: int) -> PendingEntry | None:
         i = self._row(tx_id)
@@ -90,10 +96,28 @@ class CardState:
         self.pending.extend(features)
 
     def pop_pending(self, tx_id: int) -> PendingEntry | None:
+        """The row of a transaction being learned; it stays, flagged, as its score's record.
+
+        A SIGKILL can make the card's changelog write durable while the score message is
+        not; the re-delivered transaction must then be answered with the same score, so the
+        last ``LEARNED_KEEP`` learned rows are kept under the id ``-1 - tx_id``.
+        """
+        i = self._row(tx_id)
+        if i < 0:
+            return None
+        row = self.pending[i:i + ROW].tolist()
+        p = self.pending
+        p[i] = -1.0 - tx_id
+        learned = [j for j in range(0, len(p), ROW) if p[j] < 0]
+        if len(learned) > LEARNED_KEEP:
+            del p[learned[0]:learned[0] + ROW]
+        return PendingEntry(row[1], int(row[2]), row[3], row[4:])
+
+    def scored(self, tx_id: int) -> PendingEntry | None:
+        """What a seen transaction was scored with, pending or recently learned."""
         entry = self.get_pending(tx_id)
-        if entry is not None:
-            i = self._row(tx_id)
-            del self.pending[i:i + ROW]
+        if entry is None:
+            entry = self.get_pending(-1 - tx_id)
         return entry
 
     def mark_done(self, tx_id: int) -> None:

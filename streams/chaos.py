@@ -41,6 +41,7 @@ import typer
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from streams.harness import FRAUDSTREAM, WorkerProcess, collect_scores, read_topic
+from streams.processor import MAX_DLQ_ORIGINAL
 
 # Faust reads these (unprefixed) environment variables over the app's own settings. A killed
 # worker's group membership lingers for the session timeout (Faust: 60 s) before its partitions
@@ -549,20 +550,30 @@ def run_bad_input(
 def _check_dead_letters(
     report: Report, settings: Settings, malformed: list[Case], dead: list[dict[str, Any]]
 ) -> None:
-    """Every malformed message is in its DLQ once, with a reason and its exact bytes and key."""
+    """Every malformed message is in its DLQ once, with a reason and its exact bytes and key.
+
+    Originals above ``MAX_DLQ_ORIGINAL`` are kept as their first bytes, flagged ``truncated``
+    with their full length: a dead letter must fit the broker's message limit.
+    """
     topic_of = {"transactions": settings.topics.transactions, "labels": settings.topics.labels}
-    want = Counter((topic_of[c.topic], c.key, c.value) for c in malformed)
-    got: Counter[tuple[str, bytes | None, bytes]] = Counter()
+    want = Counter((topic_of[c.topic], c.key, c.value[:MAX_DLQ_ORIGINAL], len(c.value))
+                   for c in malformed)
+    got: Counter[tuple[str, bytes | None, bytes, int]] = Counter()
     no_reason = 0
     for d in dead:
         key = base64.b64decode(d["key_b64"]) if d.get("key_b64") is not None else None
-        got[(d["source_topic"], key, base64.b64decode(d["value_b64"]))] += 1
+        value = base64.b64decode(d["value_b64"])
+        length = d.get("original_bytes", -1)
+        if d.get("truncated") is not (length > len(value)):
+            length = -1  # the flag must say whether bytes are missing
+        got[(d["source_topic"], key, value, length)] += 1
         no_reason += not (isinstance(d.get("reason"), str) and d["reason"].strip())
     # Kafka cannot tell an empty key from none for every client: compare None and b"" alike.
-    def norm(c: Counter[tuple[str, bytes | None, bytes]]) -> Counter[tuple[str, bytes, bytes]]:
-        out: Counter[tuple[str, bytes, bytes]] = Counter()
-        for (t, k, v), n in c.items():
-            out[(t, k or b"", v)] += n
+    def norm(c: Counter[tuple[str, bytes | None, bytes, int]]
+             ) -> Counter[tuple[str, bytes, bytes, int]]:
+        out: Counter[tuple[str, bytes, bytes, int]] = Counter()
+        for (t, k, v, n_bytes), n in c.items():
+            out[(t, k or b"", v, n_bytes)] += n
         return out
 
     want_n, got_n = norm(want), norm(got)
@@ -570,8 +581,8 @@ def _check_dead_letters(
     extra = got_n - want_n
     report.figures["dead letters without a reason"] = no_reason
     report.check(not missing, f"{sum(missing.values())} malformed messages not dead-lettered "
-                 f"intact, e.g. {[(t, k, v[:200]) for (t, k, v) in list(missing)[:3]]}; "
-                 f"unexpected: {[(t, k, v[:200]) for (t, k, v) in list(extra)[:3]]}")
+                 f"intact, e.g. {[(t, k, v[:200]) for (t, k, v, _) in list(missing)[:3]]}; "
+                 f"unexpected: {[(t, k, v[:200]) for (t, k, v, _) in list(extra)[:3]]}")
     report.check(not extra, f"{sum(extra.values())} unexpected dead letters")
     report.check(no_reason == 0, f"{no_reason} dead letters without a reason")
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from models.features import customer_features, time_features
 from producers.events import InvalidEvent, Label, Transaction, decode_labels, decode_transactions
+from producers.sender import murmur2_partition
 from streams.card_state import CardState
 from streams.model_runtime import ModelRuntime
 from streams.telemetry import Telemetry
@@ -88,8 +89,11 @@ class Processor:
         telemetry: Telemetry,
         alert_threshold: float = 0.5,
         worker_id: str = "w0",
+        partitions: int = 4,
     ) -> None:
         self.cards = cards
+        self.partitions = partitions
+        self._partition_of: dict[bytes, int] = {}
         self.replica = replica
         self.runtime = runtime
         self.telemetry = telemetry
@@ -122,8 +126,10 @@ class Processor:
     def _decode(self, record: Record, decode: Any, topic: str, out: Outgoing) -> list[Any]:
         """The events of one record, or [] after dead-lettering it with its reason.
 
-        Every event of the record (an envelope holds several) must belong to the card named
-        by the record's key: a foreign key would put the card's state in another partition.
+        The record's key must be the card of its first event (a single event: its only one),
+        and every other event of an envelope must belong to a card of the key's partition,
+        as ``producers.envelope`` packs them: each card's state lives in the store and
+        changelog of that one partition, and a foreign card would split it.
         """
         try:
             events = decode(record.value)
@@ -132,25 +138,41 @@ class Processor:
         except Exception as exc:  # never let one message stop the stream
             reason = f"undecodable: {type(exc).__name__}"
         else:
-            foreign = [e.customer_id for e in events if str(e.customer_id).encode() != record.key]
-            if not foreign:
-                self._origin[record.key] = record.event
+            reason = self._routing_error(record.key, events)
+            if reason is None:
+                origin = self._origin
+                for event in events:
+                    origin[str(event.customer_id).encode()] = record.event
                 return events
-            reason = f"key {record.key!r:.40} is not the card id {foreign[0]}"
         out.dead.append(dead_letter(record, reason))
         self.telemetry.dlq.labels(topic).inc()
         return []
 
-    def decode_transactions(
-        self, records: list[Record], out: Outgoing
-    ) -> list[tuple[bytes, Transaction]]:
-        """Valid transactions with their card key (the record key, already checked)."""
-        txs: list[tuple[bytes, Transaction]] = []
+    def _routing_error(self, key: bytes | None, events: list[Any]) -> str | None:
+        if str(events[0].customer_id).encode() != key:
+            return f"key {key!r:.40} is not the card id {events[0].customer_id}"
+        if len(events) > 1:
+            home = self._partition(key)
+            for event in events[1:]:
+                card = str(event.customer_id).encode()
+                if card != key and self._partition(card) != home:
+                    return (f"card {event.customer_id} of the envelope keyed {key!r:.40} "
+                            f"belongs to another partition")
+        return None
+
+    def _partition(self, key: bytes) -> int:
+        known = self._partition_of.get(key)
+        if known is None:
+            if len(self._partition_of) > 1_000_000:  # bounded under a flood of new cards
+                self._partition_of.clear()
+            known = self._partition_of[key] = murmur2_partition(key, self.partitions)
+        return known
+
+    def decode_transactions(self, records: list[Record], out: Outgoing) -> list[Transaction]:
+        txs: list[Transaction] = []
         for record in records:
             self.telemetry.messages_in.inc()
-            key = record.key
-            txs.extend((key, tx) for tx in  # type: ignore[misc]
-                       self._decode(record, decode_transactions, "transactions", out))
+            txs.extend(self._decode(record, decode_transactions, "transactions", out))
         return txs
 
     def score(self, records: list[Record]) -> Outgoing:
@@ -162,11 +184,12 @@ class Processor:
         fresh: list[tuple[Transaction, bytes, list[float]]] = []
         dirty: set[bytes] = set()
         replica = self.replica
-        for key, tx in txs:
+        for tx in txs:
+            key = str(tx.customer_id).encode()
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered after a crash: answer, do not count twice
                 self.telemetry.replayed.inc()
-                entry = card.get_pending(tx.tx_id)
+                entry = card.scored(tx.tx_id)
                 if entry is not None:
                     out.scores.append(self._score_message(tx, entry.score, entry.features))
                 continue

@@ -100,18 +100,26 @@ def test_null_value_is_dead_lettered(tmp_path: Path) -> None:
 
 
 def test_events_under_a_foreign_key_are_dead_lettered(tmp_path: Path) -> None:
-    """Only single transactions are key-checked. An envelope whose events are cards other
-    than its key, and a label whose key is not its card, are processed on the partition of the
-    key: the card's state is then read and written in another partition's store and changelog
-    (split state, wrong features after a rebalance). Fix: in ``Processor`` require every
-    event's ``str(customer_id)`` to equal the record key (envelopes: all events), for labels
-    as for transactions."""
+    """A record is processed on its key's partition, so its cards' state is read and written
+    in that partition's store and changelog. A label whose key is not its card, or an envelope
+    holding a card of another partition, would split a card's state (wrong features after a
+    rebalance). ``Processor`` requires the key to be the first event's card and every card of
+    an envelope to share the key's partition (murmur2, 4 partitions: 7, 8 and 9 share
+    partition 3; 10 is on partition 2); envelopes of one partition are accepted, as
+    ``producers.envelope`` packs them."""
     p = _processor(tmp_path)
-    envelope = {"v": 1, "type": "envelope", "kind": "transaction",
-                "events": [_tx(tx_id=5, customer_id=7), _tx(tx_id=6, customer_id=8)]}
-    env = _outcome(p, [_rec(envelope, key=b"7")])
+
+    def envelope(*cards: int) -> dict[str, Any]:
+        return {"v": 1, "type": "envelope", "kind": "transaction",
+                "events": [_tx(tx_id=100 * i + c, customer_id=c) for i, c in enumerate(cards)]}
+
+    foreign = _outcome(p, [_rec(envelope(7, 10), key=b"7")])
+    wrong_first = _outcome(p, [_rec(envelope(8, 7), key=b"7")])
     label = _outcome(p, [_rec(_label(customer_id=9), key=b"7")], learn=True)
-    assert (env, label) == ("dead-lettered", "dead-lettered")
+    assert (foreign, wrong_first, label) == ("dead-lettered",) * 3
+    same_partition = p.score([_rec(envelope(7, 8, 9, 7), key=b"7")])
+    assert not same_partition.dead
+    assert len(same_partition.scores) == 4
 
 
 def test_dead_letters_of_large_bad_values_fit_the_producer_limit(tmp_path: Path) -> None:

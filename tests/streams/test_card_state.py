@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.card_state import N_FEATURES, CardState
+from streams.card_state import LEARNED_KEEP, N_FEATURES, CardState
 
 
 def test_round_trip_keeps_window_state_feature_log_and_bookkeeping() -> None:
@@ -24,6 +24,19 @@ def test_pop_pending_removes_only_that_row() -> None:
     assert entry is not None and entry.terminal_id == 1
     assert card.n_pending() == 2 and card.get_pending(1) is None
     assert card.get_pending(2).features == [2.0] * N_FEATURES  # type: ignore[union-attr]
+    assert card.scored(1) == entry  # its score is kept for a re-delivery
+
+
+def test_only_the_last_learned_rows_are_kept() -> None:
+    card = CardState()
+    n = LEARNED_KEEP + 3
+    for i in range(n):
+        card.add_pending(i, float(i), i, i / 10, [float(i)] * N_FEATURES)
+    for i in range(n):
+        card.pop_pending(i)
+    assert card.n_pending() == 0
+    assert [i for i in range(n) if card.scored(i) is not None] == list(range(3, n))
+    assert CardState.from_bytes(card.to_bytes()) == card
 
 
 def test_expire_drops_rows_older_than_the_ttl() -> None:
