@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from fraudstream.errors import FraudstreamError
-from infra.settings import Settings, TopicSettings
+from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_topics
 from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
 
@@ -150,6 +151,8 @@ class ScoreRows:
     scored_at: np.ndarray
     produced_at: np.ndarray
     worker: np.ndarray
+    model_version: np.ndarray
+    learned: np.ndarray  # labels in the scoring model's lineage when it scored
 
     def __len__(self) -> int:
         return len(self.tx_id)
@@ -157,10 +160,11 @@ class ScoreRows:
 
 def read_scores(settings: Settings, until: int | None = None) -> ScoreRows:
     """Every message on the run's ``scores`` topic (the last one per tx_id wins)."""
-    bodies: dict[int, tuple[float, float, float, str]] = {}
+    bodies: dict[int, tuple[float, float, float, str, int, int]] = {}
     for record in read_topic(settings, settings.topics.scores, idle_s=3.0, until=until):
         b = json.loads(record.value)
-        bodies[b["tx_id"]] = (b["score"], b["scored_at"], b["produced_at"], b.get("worker", ""))
+        bodies[b["tx_id"]] = (b["score"], b["scored_at"], b["produced_at"], b.get("worker", ""),
+                              int(b.get("model_version", 0)), int(b.get("learned", 0)))
     ids = np.fromiter(bodies, dtype=np.int64, count=len(bodies))
     vals = list(bodies.values())
     return ScoreRows(
@@ -169,6 +173,8 @@ def read_scores(settings: Settings, until: int | None = None) -> ScoreRows:
         np.array([v[1] for v in vals], dtype=np.float64),
         np.array([v[2] for v in vals], dtype=np.float64),
         np.array([v[3] for v in vals], dtype=object),
+        np.array([v[4] for v in vals], dtype=np.int64),
+        np.array([v[5] for v in vals], dtype=np.int64),
     )
 
 
@@ -203,6 +209,8 @@ class RunSpec:
     workers: int = 1
     stop_after: int | None = None  # stop once this many are scored (a prefix of the backlog)
     cap_s: float = 600.0  # give up waiting after this long scoring (slow models): partial run
+    learning: str = "local"  # local | trainer (a ``fraudstream trainer`` process learns)
+    snapshot_every: int | None = None  # labels between snapshots (None: the setting's default)
 
 
 def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
@@ -214,9 +222,11 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         "transactions": spec.backlog.topics.transactions, "labels": labels})
     settings = bench.settings(
         topics, app_id=f"bench-{bench.tag}-{run}", model=spec.model,
-        processing_mode=spec.mode,
+        processing_mode=spec.mode, learning=spec.learning,
+        **({"snapshot_every_labels": spec.snapshot_every} if spec.snapshot_every else {}),
     )
     ensure_topics(settings)
+    trainer: subprocess.Popen[bytes] | None = None
     target = min(spec.stop_after or spec.backlog.n_tx, spec.backlog.n_tx)
     workers = [WorkerProcess(settings, f"w{i}", bench.work / "logs" / run)
                for i in range(spec.workers)]
@@ -224,6 +234,12 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
     cpu0: list[float] = []
     cpu1: list[float] = []
     try:
+        if spec.learning == "trainer":
+            log_path = bench.work / "logs" / run / "trainer.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("ab") as log:
+                trainer = subprocess.Popen([*FRAUDSTREAM, "trainer"], env=child_env(settings),
+                                           stdout=log, stderr=subprocess.STDOUT)
         for w in workers:
             w.start()
         for w in workers:
@@ -239,7 +255,10 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
                     first_progress = now
             if done >= target:
                 break
-            if now - last_change > 60 or (first_progress and now - first_progress > spec.cap_s):
+            # A worker that has not scored yet may still be joining its group on a loaded
+            # machine: give the first transaction longer than a stall mid-run.
+            stalled = now - last_change > (60 if first_progress else 180)
+            if stalled or (first_progress and now - first_progress > spec.cap_s):
                 partial = True
                 break
             if not all(w.alive() for w in workers):
@@ -258,6 +277,9 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
     finally:
         for w in workers:
             w.stop()
+        if trainer is not None:
+            trainer.terminate()
+            trainer.wait(timeout=30)
     rows = read_scores(settings, until=int(done))
     rate, span = drain_rate(rows)
     cpu = sum(cpu1) - sum(cpu0)
@@ -267,12 +289,42 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         "scored": len(rows), "target": target, "partial": partial,
         "tx_per_s": rate, "seconds": span,
         "cpu_s_per_mtx": cpu / max(len(rows), 1) * 1e6,
+        "learning": spec.learning, "snapshot_every": settings.snapshot_every_labels,
+        **model_freshness(settings, rows, spec.learning),
         "_rows": rows,
     }
     bench.log(f"  {spec.label}: {len(rows):,} scored, {rate:,.0f} tx/s"
               f"{' (PARTIAL: capped)' if partial else ''}, "
               f"{result['cpu_s_per_mtx']:,.0f} CPU-s per million tx")
     return result
+
+
+def model_freshness(settings: Settings, rows: ScoreRows, learning: str) -> dict[str, float]:
+    """How many labels the scoring model held, and how old it was, when it scored.
+
+    A worker learning locally updates its model at once (age 0) but only from the labels of
+    its own partitions. Scorers fed by the trainer use the snapshot they last swapped in: its
+    age is ``scored_at`` minus the snapshot's ``published_at`` (from ``model-snapshots``);
+    scores made before any snapshot arrived count as ``before first snapshot``.
+    """
+    out = {"mean_labels_in_model": float(rows.learned.mean()) if len(rows) else float("nan"),
+           "labels_in_final_model": float(rows.learned.max()) if len(rows) else float("nan")}
+    if learning != "trainer":
+        return {**out, "mean_model_age_s": 0.0, "p95_model_age_s": 0.0,
+                "share_before_first_snapshot": 0.0, "snapshots_used": 0.0}
+    published = {}
+    for record in read_topic(settings, settings.topics.model_snapshots, idle_s=2.0):
+        note = json.loads(record.value)
+        published[int(note["version"])] = float(note["published_at"])
+    ages = np.array([at - published[v] for v, at in zip(rows.model_version.tolist(),
+                                                         rows.scored_at.tolist(), strict=True)
+                     if v in published])
+    fresh = len(ages) / max(len(rows), 1)
+    return {**out,
+            "mean_model_age_s": float(ages.mean()) if len(ages) else float("nan"),
+            "p95_model_age_s": float(np.percentile(ages, 95)) if len(ages) else float("nan"),
+            "share_before_first_snapshot": 1.0 - fresh,
+            "snapshots_used": float(len(set(rows.model_version.tolist()) & set(published)))}
 
 
 def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int, n_tx: int,
