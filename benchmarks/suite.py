@@ -103,8 +103,8 @@ def plan(quick: bool) -> Plan:
             drift_world=World(600, 1200, 36), drift_day=26, drift_eval_from=14,
             delay_eval_from=15, learning_tx=8_000, snapshot_periods=(500,), parallel=True,
         )
-    all_models = ("logreg", "sgd_logreg", "gnb", "hat", "arf", "batch_logreg", "batch_hgb",
-                  "batch_rf")
+    all_models = ("logreg", "logreg_x", "sgd_logreg", "gnb", "hat", "arf", "batch_logreg",
+                  "batch_hgb", "batch_rf")
     return Plan(
         name="full", world=World(2000, 4000, 120), backlog_tx=200_000, envelopes=(10, 100, 500),
         sweep=[("logreg", "event", 1), ("logreg", "microbatch", 1), ("logreg", "envelope", 10),
@@ -119,8 +119,8 @@ def plan(quick: bool) -> Plan:
         learning_tx=100_000, snapshot_periods=(1000, 10_000),
         # one message per transaction is slow on a loaded 2-core machine: the logreg event run
         # drains the whole backlog (issue 5); the other one-message runs a prefix of it
-        sweep_prefix=50_000, matrix_event_models=("logreg", "sgd_logreg", "batch_logreg",
-                                                  "batch_hgb"),
+        sweep_prefix=50_000, matrix_event_models=("logreg", "logreg_x", "sgd_logreg",
+                                                  "batch_logreg", "batch_hgb"),
     )
 
 

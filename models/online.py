@@ -204,6 +204,51 @@ def _logreg(seed: int) -> Any:
     )
 
 
+AMOUNT_STEPS: tuple[float, ...] = (25.0, 50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0)
+"""Amount thresholds of the step inputs: a linear model's piecewise-linear view of amount."""
+
+
+def derived_inputs(x: Row) -> Row:
+    """Inputs a linear model cannot form from the 15 features: ratios, steps, a product.
+
+    A transaction's amount against the card's own 1/7/30-day means (a stolen card spends
+    unlike its owner), steps of the amount (fraud is not linear in amount), and terminal risk
+    times volume. Computed inside the model from the shared features, so the stream, the
+    batch trainer and the evaluator still share one feature definition (no skew possible).
+
+    >>> d = derived_inputs({"amount": 300.0, "cust_mean_1d": 100.0, "cust_mean_7d": 0.0,
+    ...                     "cust_mean_30d": 60.0, "term_risk_7d": 0.5, "term_n_7d": 4.0})
+    >>> d["ratio_1d"], d["ratio_7d"], d["ratio_30d"], d["amount_gt_250"], d["term_risk_x_n_7d"]
+    (3.0, 1.0, 5.0, 1.0, 2.0)
+    """
+    amount = x.get("amount", 0.0)
+    out: Row = {}
+    for window in ("1d", "7d", "30d"):
+        mean = x.get(f"cust_mean_{window}", 0.0)
+        out[f"ratio_{window}"] = amount / mean if mean > 0 else 1.0
+    for step in AMOUNT_STEPS:
+        out[f"amount_gt_{step:g}"] = 1.0 if amount > step else 0.0
+    out["term_risk_x_n_7d"] = x.get("term_risk_7d", 0.0) * x.get("term_n_7d", 0.0)
+    return out
+
+
+def _keep(x: Row) -> Row:
+    return x
+
+
+def _logreg_x(seed: int) -> Any:
+    from river import compose, linear_model, optim, preprocessing
+
+    inputs = compose.TransformerUnion(compose.FuncTransformer(_keep),
+                                      compose.FuncTransformer(derived_inputs))
+    return inputs | preprocessing.StandardScaler() | linear_model.LogisticRegression(
+        optimizer=optim.SGD(0.001),
+        loss=optim.losses.Log(weight_pos=3.0),
+        l2=1e-5,
+        intercept_lr=0.001,
+    )
+
+
 def _hat(seed: int) -> Any:
     from river import imblearn, tree
 
@@ -232,6 +277,8 @@ def _gnb(seed: int) -> Any:
 
 ONLINE_FACTORIES: dict[str, tuple[Callable[[int], Any], str]] = {
     "logreg": (_logreg, "River StandardScaler | LogisticRegression, SGD 0.001, fraud loss weight 3"),
+    "logreg_x": (_logreg_x, "logreg on the 15 features plus derived inputs (amount ratios to "
+                 "the card's means, amount steps, terminal risk x volume)"),
     "hat": (_hat, "River HoeffdingAdaptiveTree, genuine labels under-sampled to 80/20"),
     "arf": (_arf, "River adaptive random forest (5 trees), under-sampled to 80/20"),
     "gnb": (_gnb, "River Gaussian naive Bayes"),

@@ -1109,9 +1109,32 @@ def chaos(
                         "problems": r.problems} for r in reports}
     path = out / f"{stamp}-figures.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    typer.echo(f"figures: {path}")
+    command = "fraudstream chaos" + "".join(f" --only {c}" for c in (only or [])) + (
+        f" --scale {scale:g}" if scale != 1.0 else "") + f" --seed {seed}"
+    md = out / "report.md"
+    md.write_text(markdown_report(reports, command, stamp))
+    typer.echo(f"figures: {path}\nreport: {md}")
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
+
+
+def markdown_report(reports: list[Report], command: str, stamp: str) -> str:
+    """The figures of a chaos run as Markdown, the form kept in git (work dirs are not)."""
+    import platform
+
+    lines = ["# fraudstream chaos", "",
+             f"Run `{command}` at {stamp} (local time) on {platform.node() or 'this machine'}: "
+             f"{os.cpu_count()} cores, Apache Kafka 4.1 (project-managed, same machine). "
+             "Every figure was measured in that run.", ""]
+    for r in reports:
+        lines += [f"## {r.name}: {'OK' if r.ok else 'FAILED'} ({r.seconds:.0f} s)", "",
+                  "| figure | value |", "|---|---|"]
+        for k, v in r.figures.items():
+            text = str(v).replace("|", "\\|")
+            lines.append(f"| {k} | {text if len(text) <= 200 else text[:197] + '...'} |")
+        lines += [f"- problem: {p}" for p in r.problems]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def run_integrity(base: Settings, work_dir: Path) -> Report:

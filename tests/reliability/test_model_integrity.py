@@ -129,3 +129,15 @@ def test_worker_starts_from_the_older_valid_snapshot_and_logs_the_refusal(
     refusal = [ln for ln in log_text.splitlines() if "refusing snapshot" in ln]
     assert refusal and "v2.fsm" in refusal[0] and "signature" in refusal[0], log_text[-2000:]
     assert "Traceback" not in log_text
+
+
+def test_chaos_markdown_report_lists_every_figure() -> None:
+    from streams.chaos import Report, markdown_report
+
+    ok = Report("bad input", {"malformed sent": 10, "categories": "a|b"}, seconds=3.0)
+    bad = Report("crash", {"lost": 2}, problems=["2 transactions lost"])
+    md = markdown_report([ok, bad], "fraudstream chaos --seed 7", "20261124-190000")
+    assert "`fraudstream chaos --seed 7`" in md
+    assert "## bad input: OK (3 s)" in md and "| malformed sent | 10 |" in md
+    assert "| categories | a\\|b |" in md  # a pipe in a value does not break the table
+    assert "## crash: FAILED" in md and "- problem: 2 transactions lost" in md
