@@ -87,6 +87,7 @@ class Plan:
     delay_eval_from: int
     learning_tx: int = 0  # trainer vs local learning: transactions per run (envelope backlog)
     snapshot_periods: tuple[int, ...] = (1000,)  # trainer runs: labels between snapshots
+    learning_workers: int = 2  # scoring workers in the learning runs (quick: 1, to stay light)
     parallel: bool = False  # quick mode overlaps the runs (see _run_jobs)
     sweep_prefix: int | None = None  # one-message runs other than logreg/event stop here
     matrix_event_models: tuple[str, ...] | None = None  # event mode only for these (None: all)
@@ -101,7 +102,8 @@ def plan(quick: bool) -> Plan:
             matrix_models=("logreg", "batch_logreg"), matrix_modes=[("envelope", 100)],
             matrix_tx=8_000, matrix_cap_s=60, train_tx=5_000,
             drift_world=World(600, 1200, 36), drift_day=26, drift_eval_from=14,
-            delay_eval_from=15, learning_tx=8_000, snapshot_periods=(500,), parallel=True,
+            delay_eval_from=15, learning_tx=8_000, snapshot_periods=(500,), learning_workers=1,
+            parallel=True,
         )
     all_models = ("logreg", "logreg_x", "sgd_logreg", "gnb", "hat", "arf", "batch_logreg",
                   "batch_hgb", "batch_rf")
@@ -233,8 +235,9 @@ def _measure(bench: Bench, p: Plan) -> dict[str, Any]:
     learn_env = max(p.envelopes)
     for learning, every in [("local", None), *(("trainer", n) for n in p.snapshot_periods)]:
         jobs.append((f"learning/{learning}/{every}", partial(run_drain, bench, RunSpec(
-            f"logreg/{mode_label('envelope', learn_env)}, 2 workers, {learning}", "logreg",
-            "envelope", backlogs[learn_env], learn=True, workers=2, stop_after=p.learning_tx,
+            f"logreg/{mode_label('envelope', learn_env)}, {p.learning_workers} worker(s), "
+            f"{learning}", "logreg", "envelope", backlogs[learn_env], learn=True,
+            workers=p.learning_workers, stop_after=p.learning_tx,
             learning=learning, snapshot_every=every))))
     for model, mode, env in _matrix(p):
         jobs.append((f"matrix/{model}/{mode}/{env}", partial(
@@ -496,10 +499,12 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
                    pct(x["share_before_first_snapshot"])] for x in r.get("learning", [])]
     sections.append(Section(
         "One model per worker versus a single trainer",
-        f"Two workers over 4 partitions drain the first {p.learning_tx:,} transactions of the "
+        f"{p.learning_workers} worker(s) over 4 partitions drain the first {p.learning_tx:,} "
+        "transactions of the "
         f"envelope-{max(p.envelopes)} backlog with its labels, online logreg. *local*: each "
-        "worker learns from the labels of its own partitions, at once (model age 0, but about "
-        "half of the labels). *trainer*: the workers never learn; one `fraudstream trainer` "
+        "worker learns from the labels of its own partitions, at once (model age 0, but with "
+        f"{p.learning_workers} worker(s) each sees about 1/{p.learning_workers} of the labels). "
+        "*trainer*: the workers never learn; one `fraudstream trainer` "
         "learns from every label and publishes a signed snapshot every N labels, which the "
         "workers swap in. Model age = scored_at - the snapshot's published_at; labels in model "
         "= the scoring model's lineage when it scored. Same caveat as the matrix: labels are "

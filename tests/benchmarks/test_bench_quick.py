@@ -49,7 +49,7 @@ def test_bench_quick_report_has_every_table_and_chart(kafka_bootstrap: str,
     done = subprocess.run(
         [sys.executable, "-m", "fraudstream", "bench", "--quick", "--bootstrap",
          kafka_bootstrap, "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env=env, check=False,
+        capture_output=True, text=True, timeout=600, env=env, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     md = (out / "report.md").read_text()
