@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     snapshot_every_labels: int = Field(default=5000, ge=1)
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
     learning: Literal["local", "off", "trainer"] = "local"
+    replay_on_assign: int = Field(default=1000, ge=0)
+    """Messages re-read before the committed offset of a newly assigned partition (0: off);
+    see ``streams.rewind``."""
 
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         """A copy pointing at another broker (tests and the demo use throwaway brokers)."""

@@ -25,6 +25,7 @@ from infra.settings import Settings
 from models.registry import Registry
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
+from streams.rewind import install_rewind
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -110,6 +111,7 @@ class FraudApp:
             partitions=settings.topics.partitions,
         )
         self.processor.bind_event = _bind_event
+        install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign)
         self.started_at = time.time()
         self._wire()
 

@@ -180,7 +180,6 @@ class Processor:
         txs = self.decode_transactions(records, out)
         if not txs:
             return out
-        self.telemetry.tx_in.inc(len(txs))
         fresh: list[tuple[Transaction, bytes, list[float]]] = []
         dirty: set[bytes] = set()
         replica = self.replica
@@ -217,6 +216,7 @@ class Processor:
                 if card.n_pending() > 64:
                     card.expire(tx.ts)
         self._store(dirty)
+        self.telemetry.tx_in.inc(len(fresh))  # first deliveries only (replays counted apart)
         self.telemetry.scores_out.inc(len(out.scores))
         self.telemetry.alerts.inc(len(out.alerts))
         return out

@@ -12,11 +12,12 @@ append-only audit of every model update the incarnations made:
 * card state recovered from the changelog: amount, time and customer features of late
   transactions equal ``models.features.FeatureEngine`` computed offline on the same events.
 
-Open gap, marked as a non-strict xfail: awaiting every send did not close it. In the last
-20k CI run 3 of 20,000 transactions lost their score and 3 labels were learned twice across
-incarnations (the full 200k chaos run earlier: 0 lost). Suspected cause: Faust commits the
-offset of an event that was handed to the agent before its outputs and card-state write are
-durable; the fix to try next is committing only after an explicit producer flush.
+Closed gap (was a non-strict xfail): runs lost 3-4 scores and re-learned labels under
+SIGKILL. Three fixes closed it: a newly assigned partition is re-read from before its committed
+offset and Faust's read-offset bookkeeping is disabled (``streams.rewind``); the rows of
+learned transactions stay in card state to answer a re-delivery (``CardState.pop_pending``);
+the producer is flushed before a model snapshot, so no snapshot holds a label whose card
+state could still be rolled back.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ def crash_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     return report
 
 
-@pytest.mark.xfail(strict=False, reason="open: under SIGKILL a few scores can still be lost and a few "
-                   "labels re-learned (see module docstring); figures are printed by fraudstream chaos")
 def test_five_sigkills_learn_nothing_twice_and_recover_card_state(crash_report: Report) -> None:
     figures = crash_report.figures
     assert figures["transactions sent"] == 20_000
@@ -51,8 +50,6 @@ def test_five_sigkills_learn_nothing_twice_and_recover_card_state(crash_report: 
     assert not others, others
 
 
-@pytest.mark.xfail(strict=False, reason="open: under SIGKILL a few scores can still be lost and a few "
-                   "labels re-learned (see module docstring); figures are printed by fraudstream chaos")
 def test_five_sigkills_lose_no_transaction(crash_report: Report) -> None:
     assert crash_report.figures["transactions lost"] == 0, crash_report.figures[
         "lost tx ids (first 10)"]
