@@ -112,6 +112,7 @@ class FraudApp:
         )
         self.processor.bind_event = _bind_event
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign)
+        self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self.started_at = time.time()
         self._wire()
 
@@ -140,9 +141,11 @@ class FraudApp:
         self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap})
         self.telemetry.model_version.set(self.runtime.version)
 
-    @staticmethod
-    def _record(event: EventT) -> Record:
+    def _record(self, event: EventT) -> Record:
         m = event.message
+        position = self._positions
+        if m.offset >= position.get(m.tp, -1):
+            position[m.tp] = m.offset
         return Record(m.key, m.value, m.topic, m.partition, m.offset, event)
 
     def _wire(self) -> None:
@@ -215,6 +218,7 @@ class FraudApp:
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
+            self._positions.clear()  # re-learnt from the next events (a rewind re-reads)
 
         @app.on_partitions_assigned.connect
         async def on_assigned(app_: faust.App, *args: Any, **kwargs: Any) -> None:
@@ -240,7 +244,7 @@ class FraudApp:
                 if tp.topic not in per_topic:
                     continue
                 highwater = consumer.highwater(tp)
-                position = consumer._read_offset.get(tp)  # last offset handed to agents
+                position = self._positions.get(tp)  # last offset handed to the agents
                 if highwater is None:
                     continue
                 next_offset = 0 if position is None else position + 1

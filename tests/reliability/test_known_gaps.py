@@ -189,10 +189,10 @@ def test_consumer_lag_gauge_sums_the_partitions_of_a_topic() -> None:
             return hash((self.topic, self.partition))
 
     tps = [TP(topic="tx", partition=p) for p in range(4)]
-    consumer = SimpleNamespace(assignment=lambda: tps, highwater=lambda tp: 100,
-                               _read_offset={tp: 49 for tp in tps})
+    consumer = SimpleNamespace(assignment=lambda: tps, highwater=lambda tp: 100)
     telemetry = Telemetry("w")
     fake = SimpleNamespace(app=SimpleNamespace(consumer=consumer), telemetry=telemetry,
+                           _positions={tp: 49 for tp in tps},
                            settings=SimpleNamespace(topics=SimpleNamespace(transactions="tx",
                                                                            labels="lb")))
     total = FraudApp.consumer_lag(fake)  # type: ignore[arg-type]
