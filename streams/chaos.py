@@ -659,6 +659,7 @@ class LearningAudit:
     distinct: int
     repeated_calls: list[int]  # tx ids whose label went through learn_one more than once
     final_model: Counter[int]  # labels in the lineage of the model that ended the run
+    repeated_in_one: list[int] = field(default_factory=list)  # twice by the same incarnation
 
     @property
     def twice_in_final_model(self) -> list[int]:
@@ -695,11 +696,14 @@ def read_audit(path: Path) -> LearningAudit:
         return base
 
     calls = Counter(t for inc in incarnations for t in inc["learned"])
+    in_one = sorted({t for inc in incarnations
+                     for t, n in Counter(inc["learned"]).items() if n > 1})
     last = len(incarnations) - 1
     final = lineage(last, len(incarnations[last]["learned"])) if incarnations else Counter()
     return LearningAudit(
         incarnations=len(incarnations), learn_calls=sum(calls.values()), distinct=len(calls),
         repeated_calls=sorted(t for t, n in calls.items() if n > 1), final_model=final,
+        repeated_in_one=in_one,
     )
 
 
@@ -836,7 +840,10 @@ def run_worker_crash(
         "labels never learned": labels_sent - audited.distinct,
         "learn calls, all incarnations": audited.learn_calls,
         "distinct labels learned": audited.distinct,
-        "labels learned twice (calls)": len(audited.repeated_calls),
+        # A label re-learned by a later incarnation, whose first learning died with the killed
+        # process (not in any surviving model): wasted work, not double counting.
+        "labels re-learned after a kill": len(audited.repeated_calls),
+        "labels learned twice by one incarnation": len(audited.repeated_in_one),
         "labels twice in final model": len(audited.twice_in_final_model),
         "labels in final model": len(final),
         "labels lost to snapshot rollback": audited.distinct - len(final),
@@ -845,9 +852,9 @@ def run_worker_crash(
     report.check(not missing, f"{len(missing)} transactions never scored")
     report.check(audited.incarnations == kills + 1,
                  f"audit saw {audited.incarnations} incarnations, expected {kills + 1}")
-    report.check(not audited.repeated_calls,
-                 f"{len(audited.repeated_calls)} labels learned twice, e.g. "
-                 f"{audited.repeated_calls[:5]}")
+    report.check(not audited.repeated_in_one,
+                 f"{len(audited.repeated_in_one)} labels learned twice by one incarnation, e.g. "
+                 f"{audited.repeated_in_one[:5]}")
     report.check(not audited.twice_in_final_model, "a label is twice in the final model")
     report.check(duplicates_consistent, "re-sent scores differ from the first ones")
     report.check(not mismatched, f"{len(mismatched)} features differ: {mismatched[:2]}")

@@ -141,3 +141,16 @@ def test_chaos_markdown_report_lists_every_figure() -> None:
     assert "## bad input: OK (3 s)" in md and "| malformed sent | 10 |" in md
     assert "| categories | a\\|b |" in md  # a pipe in a value does not break the table
     assert "## crash: FAILED" in md and "- problem: 2 transactions lost" in md
+
+
+def test_learning_audit_tells_a_relearn_after_a_kill_from_double_learning(tmp_path: Path) -> None:
+    from streams.chaos import read_audit
+
+    audit = tmp_path / "audit"
+    # incarnation 1 learns 1 and 2, snapshots v1 after the first, dies; incarnation 2 loads
+    # v1 and learns 2 (its first learning died with the process) and 3, then 3 again.
+    audit.write_text("START\nT 1\nS 1\nT 2\nSTART\nL 1\nT 2\nT 3\nT 3\n")
+    a = read_audit(audit)
+    assert a.repeated_calls == [2, 3]
+    assert a.repeated_in_one == [3]
+    assert a.final_model == {1: 1, 2: 1, 3: 2}

@@ -42,7 +42,7 @@ def crash_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
 def test_five_sigkills_learn_nothing_twice_and_recover_card_state(crash_report: Report) -> None:
     figures = crash_report.figures
     assert figures["transactions sent"] == 20_000
-    assert figures["labels learned twice (calls)"] == 0
+    assert figures["labels learned twice by one incarnation"] == 0
     assert figures["labels twice in final model"] == 0
     assert figures["duplicate copies identical"] is True
     assert figures["feature spot-checks"] == "50/50 equal offline"
