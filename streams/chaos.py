@@ -1080,6 +1080,7 @@ def chaos(
     if unknown:
         raise FraudstreamError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
     base = get_settings()
+    out = out.resolve()  # the SASL broker reads its keystores from here, in its own cwd
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     reports: list[Report] = []
