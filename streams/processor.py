@@ -123,8 +123,10 @@ class Processor:
         origin.clear()
 
     # -- transactions --------------------------------------------------------------------
-    def _decode(self, record: Record, decode: Any, topic: str, out: Outgoing) -> list[Any]:
-        """The events of one record, or [] after dead-lettering it with its reason.
+    def _decode(
+        self, record: Record, decode: Any, topic: str, out: Outgoing
+    ) -> list[tuple[bytes, Any]]:
+        """``(card key, event)`` for the events of one record, or [] after dead-lettering it.
 
         The record's key must be the card of its first event (a single event: its only one),
         and every other event of an envelope must belong to a card of the key's partition,
@@ -138,25 +140,25 @@ class Processor:
         except Exception as exc:  # never let one message stop the stream
             reason = f"undecodable: {type(exc).__name__}"
         else:
-            reason = self._routing_error(record.key, events)
+            keys = [str(event.customer_id).encode() for event in events]  # once per event
+            reason = self._routing_error(record.key, keys)
             if reason is None:
                 origin = self._origin
-                for event in events:
-                    origin[str(event.customer_id).encode()] = record.event
-                return events
+                for key in keys:
+                    origin[key] = record.event
+                return list(zip(keys, events, strict=True))
         out.dead.append(dead_letter(record, reason))
         self.telemetry.dlq.labels(topic).inc()
         return []
 
-    def _routing_error(self, key: bytes | None, events: list[Any]) -> str | None:
-        if str(events[0].customer_id).encode() != key:
-            return f"key {key!r:.40} is not the card id {events[0].customer_id}"
-        if len(events) > 1:
+    def _routing_error(self, key: bytes | None, cards: list[bytes]) -> str | None:
+        if cards[0] != key:
+            return f"key {key!r:.40} is not the card id {cards[0].decode()}"
+        if len(cards) > 1:
             home = self._partition(key)
-            for event in events[1:]:
-                card = str(event.customer_id).encode()
+            for card in cards[1:]:
                 if card != key and self._partition(card) != home:
-                    return (f"card {event.customer_id} of the envelope keyed {key!r:.40} "
+                    return (f"card {card.decode()} of the envelope keyed {key!r:.40} "
                             f"belongs to another partition")
         return None
 
@@ -168,8 +170,10 @@ class Processor:
             known = self._partition_of[key] = murmur2_partition(key, self.partitions)
         return known
 
-    def decode_transactions(self, records: list[Record], out: Outgoing) -> list[Transaction]:
-        txs: list[Transaction] = []
+    def decode_transactions(
+        self, records: list[Record], out: Outgoing
+    ) -> list[tuple[bytes, Transaction]]:
+        txs: list[tuple[bytes, Transaction]] = []
         for record in records:
             self.telemetry.messages_in.inc()
             txs.extend(self._decode(record, decode_transactions, "transactions", out))
@@ -183,8 +187,7 @@ class Processor:
         fresh: list[tuple[Transaction, bytes, list[float]]] = []
         dirty: set[bytes] = set()
         replica = self.replica
-        for tx in txs:
-            key = str(tx.customer_id).encode()
+        for key, tx in txs:
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered after a crash: answer, do not count twice
                 self.telemetry.replayed.inc()
@@ -252,18 +255,17 @@ class Processor:
     # -- labels --------------------------------------------------------------------------
     def learn(self, records: list[Record]) -> Outgoing:
         out = Outgoing()
-        labels: list[Label] = []
+        labels: list[tuple[bytes, Label]] = []
         for record in records:
             labels.extend(self._decode(record, decode_labels, "labels", out))
         if not labels:
             return out
         self.telemetry.labels_in.inc(len(labels))
         dirty: set[bytes] = set()
-        for label in labels:
+        for key, label in labels:
             if label.fraud:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)
-            key = str(label.customer_id).encode()
             card = self._card(key)
             if label.tx_id in card.done:
                 self.telemetry.label_dupes.inc()
