@@ -23,8 +23,10 @@ from faust.types import EventT
 
 from infra.settings import Settings
 from models.registry import Registry
+from streams.card_table import CardTable
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
+from streams.published import read_published
 from streams.rewind import install_rewind
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
@@ -95,6 +97,7 @@ class FraudApp:
             "cards", default=None, partitions=t.partitions,
             key_type=bytes, value_type=bytes,  # bytes -> "raw" codec: CardState.to_bytes
         )
+        self.card_table = CardTable(self.cards)  # changelog published by the agents, in order
         self.telemetry = Telemetry(worker_id)
         self.replica = TerminalReplica(settings.label_delay_days)
         registry = Registry(settings.registry_dir, settings.model_signing_key.get_secret_value())
@@ -106,12 +109,13 @@ class FraudApp:
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)
         self.processor = Processor(
-            self.cards, self.replica, self.runtime, self.telemetry,
+            self.card_table, self.replica, self.runtime, self.telemetry,
             alert_threshold=settings.alert_threshold, worker_id=worker_id,
             partitions=settings.topics.partitions,
         )
         self.processor.bind_event = _bind_event
-        install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign)
+        install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
+                       on_rewound=self._load_published)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self.started_at = time.time()
         self._wire()
@@ -122,8 +126,10 @@ class FraudApp:
 
         ``await send`` (not ``send_soon``): Faust flushes the producer before it commits an
         offset, but not its own ``send_soon`` buffer, so a score left there could be lost to a
-        crash after its source offset was committed.
+        crash after its source offset was committed. The cards these results depend on go
+        first (``CardTable.publish``): a score must not be out before its card's state is.
         """
+        await self.card_table.publish()
         for key, value in out.scores:
             await self.scores_topic.send(key=key, value=value)
         for key, value in out.alerts:
@@ -135,6 +141,25 @@ class FraudApp:
             # contains them: else a crash replays the labels into the snapshot's model.
             await self.app.producer.flush()
             self._snapshot()
+
+    async def _load_published(self, starts: dict[Any, int]) -> None:
+        """Before re-reading, learn which of those transactions already have a score out."""
+        t = self.settings.topics
+        tx_starts = {tp: offset for tp, offset in starts.items() if tp.topic == t.transactions}
+        self.processor.published = {}
+        began = time.monotonic()
+        try:
+            published = await read_published(self.settings.kafka.aiokafka_kwargs(), t.scores,
+                                              tx_starts, t.partitions)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # degrade to re-scoring, never stop the worker for this
+            log.warning("could not read back published scores (%s); re-read transactions "
+                        "without a card record will be scored again", exc)
+            return
+        self.processor.published = published
+        log.info("%d published scores read back for %d re-read partition(s) in %.1f s",
+                 len(published), len(tx_starts), time.monotonic() - began)
 
     def _snapshot(self) -> None:
         auc, ap = self.telemetry.rolling_quality()
@@ -218,6 +243,7 @@ class FraudApp:
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
+            self.processor.published = {}  # read again for the next assignment
             self._positions.clear()  # re-learnt from the next events (a rewind re-reads)
 
         @app.on_partitions_assigned.connect

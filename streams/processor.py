@@ -103,6 +103,8 @@ class Processor:
         self._origin: dict[bytes, Any] = {}
         self.bind_event: Any = lambda event: None
         """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
+        self.published: dict[int, tuple[float, list[float]]] = {}
+        """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
 
     def invalidate(self) -> None:
         self._cache.clear()
@@ -180,20 +182,29 @@ class Processor:
         return txs
 
     def score(self, records: list[Record]) -> Outgoing:
+        """Score the transactions of ``records``; answer re-delivered ones as before.
+
+        A re-delivered transaction (after a crash or a rebalance) is recognised by its card,
+        or, when the card's write of it was lost, by its published score: either way it
+        keeps the score it was given first, and a score already on Kafka is not sent again.
+        """
         out = Outgoing()
         txs = self.decode_transactions(records, out)
         if not txs:
             return out
-        fresh: list[tuple[Transaction, bytes, list[float]]] = []
+        fresh: list[tuple[Transaction, bytes, list[float], tuple[float, list[float]] | None]] = []
         dirty: set[bytes] = set()
-        replica = self.replica
+        replica, published = self.replica, self.published
+        replayed = 0
         for key, tx in txs:
             card = self._card(key)
-            if card.seen(tx.tx_id):  # re-delivered after a crash: answer, do not count twice
-                self.telemetry.replayed.inc()
+            if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
+                replayed += 1
                 entry = card.scored(tx.tx_id)
-                if entry is not None:
+                if entry is not None and tx.tx_id not in published:
                     out.scores.append(self._score_message(tx, entry.score, entry.features))
+                if entry is not None and entry.score >= self.alert_threshold:
+                    out.alerts.append(self._alert_message(tx, entry.score))  # at least once
                 continue
             feats = [
                 tx.amount,
@@ -202,14 +213,21 @@ class Processor:
                 *replica.features(tx.terminal_id, tx.ts),
             ]
             replica.record_tx(tx.terminal_id, tx.ts, tx.tx_id)
-            fresh.append((tx, key, feats))
+            known = published.get(tx.tx_id) if published else None
+            replayed += known is not None
+            fresh.append((tx, key, feats, known))
             dirty.add(key)
         if fresh:
-            scores = self.runtime.predict_many([f for _, _, f in fresh])
-            for (tx, key, feats), score in zip(fresh, scores, strict=True):
+            new = [f for _, _, f, known in fresh if known is None]
+            predicted = iter(self.runtime.predict_many(new) if new else ())
+            for tx, key, feats, known in fresh:
+                if known is None:
+                    score = next(predicted)
+                    out.scores.append(self._score_message(tx, score, feats))
+                else:  # scored before a crash; its card's record of that was lost
+                    score, feats = known
                 card = self._cache[key]
                 card.add_pending(tx.tx_id, tx.ts, tx.terminal_id, score, feats)
-                out.scores.append(self._score_message(tx, score, feats))
                 if score >= self.alert_threshold:
                     out.alerts.append(self._alert_message(tx, score))
                 early = card.early.pop(tx.tx_id, None)
@@ -219,7 +237,8 @@ class Processor:
                 if card.n_pending() > 64:
                     card.expire(tx.ts)
         self._store(dirty)
-        self.telemetry.tx_in.inc(len(fresh))  # first deliveries only (replays counted apart)
+        self.telemetry.replayed.inc(replayed)
+        self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
         self.telemetry.scores_out.inc(len(out.scores))
         self.telemetry.alerts.inc(len(out.alerts))
         return out

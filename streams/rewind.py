@@ -70,8 +70,17 @@ class NoReadOffsets(MutableMapping[Any, Any]):
         return 0
 
 
-def install_rewind(consumer: Any, topics: Iterable[str], margin: int) -> None:
-    """Make ``consumer.perform_seek`` (Faust's post-recovery seek) rewind ``topics`` too."""
+def install_rewind(
+    consumer: Any,
+    topics: Iterable[str],
+    margin: int,
+    on_rewound: Callable[[dict[Any, int]], Awaitable[None]] | None = None,
+) -> None:
+    """Make ``consumer.perform_seek`` (Faust's post-recovery seek) rewind ``topics`` too.
+
+    ``on_rewound`` is awaited with the offset each assigned partition of ``topics`` will be
+    re-read from (partitions that never committed are left out), before any is processed.
+    """
     if margin <= 0:
         return
     consumer._read_offset = NoReadOffsets()
@@ -88,5 +97,9 @@ def install_rewind(consumer: Any, topics: Iterable[str], margin: int) -> None:
         if targets:
             log.info("rewound %d partition(s) by up to %d messages to re-check them",
                      len(targets), margin)
+        if on_rewound is not None:
+            starts = {tp: targets.get(tp, offset) for tp, offset in committed.items()
+                      if offset is not None}
+            await on_rewound(starts)
 
     consumer.perform_seek = perform_seek

@@ -1,0 +1,138 @@
+"""Read back the scores already published for transactions a worker is about to re-read.
+
+Why: a score, once on the ``scores`` topic, is a decision somebody may have acted on. After a
+crash or a rebalance the worker re-reads transactions (uncommitted ones, and the rewind margin
+of ``streams.rewind``). Most of them its card state recognises; but a SIGKILL can leave a
+score on Kafka while the card's changelog write that recorded it was lost (they go to
+different partitions, in different produce requests). Scored again, such a transaction would
+get a second, different score from a model that has learned since. With this map the
+processor answers it with the score that is already out, and applies it to the card as the
+first incarnation did.
+
+Which scores: those produced since the first re-read transaction was (record timestamps,
+less ``slack_s`` for clocks), of cards in the partitions this worker was given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from producers.sender import murmur2_partition
+
+log = logging.getLogger(__name__)
+
+Published = dict[int, tuple[float, list[float]]]
+"""Transaction id -> (score, features) as published."""
+
+
+def keep_score(body: Mapping[str, Any], partitions: set[int], n_partitions: int) -> bool:
+    """Whether a score belongs to a card whose transactions live in ``partitions``.
+
+    >>> keep_score({"customer_id": 7}, {murmur2_partition(b"7", 4)}, 4)
+    True
+    >>> keep_score({"customer_id": 7}, set(), 4)
+    False
+    """
+    key = str(body["customer_id"]).encode()
+    return murmur2_partition(key, n_partitions) in partitions
+
+
+async def read_published(
+    kafka_kwargs: dict[str, Any],
+    scores_topic: str,
+    starts: Mapping[Any, int],
+    n_partitions: int,
+    slack_s: float = 60.0,
+    budget_s: float = 30.0,
+) -> Published:
+    """Scores of the cards of ``starts``' partitions published since their re-read begins.
+
+    ``starts`` maps each source partition (anything with ``topic`` and ``partition``) to the
+    offset the worker will re-read it from. Past ``budget_s`` it returns what it has read
+    and says so: the worker then re-scores the rest, as it would without this map.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    published: Published = {}
+    if not starts:
+        return published
+    deadline = time.monotonic() + budget_s
+    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
+    await consumer.start()
+    try:
+        first_ms = await _first_timestamp(consumer, starts)
+        if first_ms is None:  # nothing to re-read: nothing can have been scored
+            return published
+        await consumer.topics()  # metadata, so that the partitions are known
+        score_tps = [TopicPartition(scores_topic, p)
+                     for p in sorted(consumer.partitions_for_topic(scores_topic) or ())]
+        if not score_tps:
+            return published
+        consumer.assign(score_tps)
+        since = await consumer.offsets_for_times(
+            {tp: max(0, first_ms - int(slack_s * 1000)) for tp in score_tps})
+        ends = await consumer.end_offsets(score_tps)
+        todo = {}
+        for tp in score_tps:
+            found = since.get(tp)
+            start = found.offset if found is not None else ends[tp]
+            if start < ends[tp]:
+                consumer.seek(tp, start)
+                todo[tp] = ends[tp]
+        keep = {tp.partition for tp in starts}
+        while todo and time.monotonic() < deadline:
+            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=20_000)
+            for tp, records in batch.items():
+                end = todo.get(tp)
+                if end is None:
+                    continue
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    _add(published, record.value, keep, n_partitions)
+                if records and records[-1].offset + 1 >= end:
+                    del todo[tp]
+        if todo:
+            log.warning("read %d published scores in %.0f s and stopped; transactions of "
+                        "%d partition(s) beyond them may be scored again", len(published),
+                        budget_s, len(todo))
+    finally:
+        await consumer.stop()
+    return published
+
+
+def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) -> None:
+    try:
+        body = json.loads(value)
+        if keep_score(body, keep, n_partitions):
+            published[int(body["tx_id"])] = (float(body["score"]), list(body["features"]))
+    except (ValueError, KeyError, TypeError):  # not ours to judge: the worker wrote it
+        pass
+
+
+async def _first_timestamp(consumer: Any, starts: Mapping[Any, int]) -> int | None:
+    """Record timestamp (ms) of the earliest message at the given source offsets."""
+    from aiokafka import TopicPartition
+
+    tps = {TopicPartition(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+    consumer.assign(list(tps))
+    ends = await consumer.end_offsets(list(tps))
+    first: int | None = None
+    for tp, offset in tps.items():
+        if offset >= ends[tp]:
+            continue
+        consumer.seek(tp, offset)
+        for _ in range(20):  # a few tries: the first fetch can come back empty
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            records = batch.get(tp)
+            if records:
+                stamp = records[0].timestamp
+                first = stamp if first is None else min(first, stamp)
+                break
+            await asyncio.sleep(0)
+    return first
