@@ -660,6 +660,7 @@ class LearningAudit:
     repeated_calls: list[int]  # tx ids whose label went through learn_one more than once
     final_model: Counter[int]  # labels in the lineage of the model that ended the run
     repeated_in_one: list[int] = field(default_factory=list)  # twice by the same incarnation
+    learned: set[int] = field(default_factory=set)  # every tx id any incarnation learned
 
     @property
     def twice_in_final_model(self) -> list[int]:
@@ -703,7 +704,7 @@ def read_audit(path: Path) -> LearningAudit:
     return LearningAudit(
         incarnations=len(incarnations), learn_calls=sum(calls.values()), distinct=len(calls),
         repeated_calls=sorted(t for t, n in calls.items() if n > 1), final_model=final,
-        repeated_in_one=in_one,
+        repeated_in_one=in_one, learned=set(calls),
     )
 
 
@@ -819,8 +820,11 @@ def run_worker_crash(
         _stop(producer)
         worker.stop()
 
-    labels_sent = sum(1 for _ in read_topic(settings, settings.topics.labels, idle_s=2.0))
+    label_ids = [json.loads(r.value)["tx_id"]
+                 for r in read_topic(settings, settings.topics.labels, idle_s=2.0)]
+    labels_sent = len(label_ids)
     audited = read_audit(audit)
+    unlearned = sorted(set(label_ids) - audited.learned)
     duplicates_consistent = _duplicate_copies_agree(settings, scores.counts)
     checked, mismatched = feature_mismatches(settings, scores.bodies, 50, seed)
     missing = expected - set(scores.counts)
@@ -837,7 +841,8 @@ def run_worker_crash(
         "replayed (last incarnation)": int(metric(metrics,
                                                    "fraudstream_transactions_replayed_total")),
         "labels sent": labels_sent,
-        "labels never learned": labels_sent - audited.distinct,
+        "labels never learned": len(unlearned),
+        "unlearned label tx ids (first 10)": unlearned[:10],
         "learn calls, all incarnations": audited.learn_calls,
         "distinct labels learned": audited.distinct,
         # A label re-learned by a later incarnation, whose first learning died with the killed
@@ -856,6 +861,8 @@ def run_worker_crash(
                  f"{len(audited.repeated_in_one)} labels learned twice by one incarnation, e.g. "
                  f"{audited.repeated_in_one[:5]}")
     report.check(not audited.twice_in_final_model, "a label is twice in the final model")
+    report.check(not unlearned, f"{len(unlearned)} labels never reached any model, e.g. "
+                                f"{unlearned[:5]}")
     report.check(duplicates_consistent, "re-sent scores differ from the first ones")
     report.check(not mismatched, f"{len(mismatched)} features differ: {mismatched[:2]}")
     report.seconds = time.monotonic() - started

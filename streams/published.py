@@ -68,11 +68,8 @@ async def read_published(
         first_ms = await _first_timestamp(consumer, starts)
         if first_ms is None:  # nothing to re-read: nothing can have been scored
             return published
-        await consumer.topics()  # metadata, so that the partitions are known
-        score_tps = [TopicPartition(scores_topic, p)
-                     for p in sorted(consumer.partitions_for_topic(scores_topic) or ())]
-        if not score_tps:
-            return published
+        # The scores topic is declared with the sources' partition count (``infra.topics``).
+        score_tps = [TopicPartition(scores_topic, p) for p in range(n_partitions)]
         consumer.assign(score_tps)
         since = await consumer.offsets_for_times(
             {tp: max(0, first_ms - int(slack_s * 1000)) for tp in score_tps})

@@ -6,7 +6,9 @@ append-only audit of every model update the incarnations made:
 
 * loss: every transaction id on the transactions topic has a score;
 * raw duplicates in ``scores`` are counted; keyed by tx_id each id is there once, and every
-  re-sent copy carries the same score and features as the first (answered from card state);
+  re-sent copy carries the same score and features as the first (answered from card state,
+  or from the score already published when the kill lost the card's record of it);
+* every label reached a model (none waits forever for a card state a kill lost);
 * no label went through ``learn_one`` twice, across all incarnations, and none is twice in
   the lineage of the final model (snapshot it loaded + what it learned since, recursively);
 * card state recovered from the changelog: amount, time and customer features of late
@@ -45,6 +47,7 @@ def test_five_sigkills_learn_nothing_twice_and_recover_card_state(crash_report: 
     assert figures["labels learned twice by one incarnation"] == 0
     assert figures["labels twice in final model"] == 0
     assert figures["duplicate copies identical"] is True
+    assert figures["labels never learned"] == 0, figures["unlearned label tx ids (first 10)"]
     assert figures["feature spot-checks"] == "50/50 equal offline"
     others = [p for p in crash_report.problems if "never scored" not in p]
     assert not others, others

@@ -113,3 +113,36 @@ def test_wrong_key_is_dead_lettered(proc: Processor) -> None:
     good = tx_record(1, customer=1)
     out = proc.score([good._replace(key=b"2")])
     assert not out.scores and "not the card id" in json.loads(out.dead[0][1])["reason"]
+
+
+def test_transaction_with_a_published_score_keeps_it(proc: Processor) -> None:
+    """A crash lost the card's record of tx 1 but not its score: the re-read transaction
+    keeps the published score and features, is not sent again, and its label learns them."""
+    proc.published = {1: (0.25, [7.0] * 15)}
+    out = proc.score([tx_record(1)])
+    assert out.scores == []
+    card = proc._card(b"1")
+    entry = card.scored(1)
+    assert (entry.score, entry.features) == (0.25, [7.0] * 15)
+    assert len(card.customer.ts) == 1  # the card counts it, as the first incarnation did
+    assert proc.telemetry.tx_in._value.get() == 0
+    assert proc.telemetry.replayed._value.get() == 1
+    learned = proc.runtime.learned
+    proc.learn([label_record(1, 1)])
+    assert proc.runtime.learned == learned + 1
+    assert proc.telemetry.tx_in._value.get() == 0
+
+
+def test_recognised_transaction_with_a_published_score_is_not_sent_again(
+    proc: Processor,
+) -> None:
+    first = json.loads(proc.score([tx_record(1)]).scores[0][1])
+    proc.published = {1: (first["score"], first["features"])}
+    again = proc.score([tx_record(1), tx_record(2, ts=1e9 + 5)])
+    assert [json.loads(v)["tx_id"] for _, v in again.scores] == [2]
+
+
+def test_replayed_transaction_above_threshold_repeats_its_alert(proc: Processor) -> None:
+    proc.alert_threshold = 0.0  # every score alerts
+    assert len(proc.score([tx_record(1)]).alerts) == 1
+    assert len(proc.score([tx_record(1)]).alerts) == 1  # an alert may repeat, never vanish
