@@ -71,8 +71,16 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def new_cluster_id() -> str:
-    """16 random bytes, URL-safe base64 without padding: the format KRaft expects."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """16 random bytes, URL-safe base64 without padding: the format KRaft expects.
+
+    Never with a leading ``-`` (1 draw in 64): ``kafka-storage format -t -x...`` reads it as
+    an option and fails ("--cluster-id/-t: expected one argument"), as a chaos run did here.
+    Kafka's own ``Uuid.randomUuid`` avoids such ids for the same reason.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def pid_alive(pid: int) -> bool:

@@ -47,6 +47,15 @@ def test_cluster_id_format() -> None:
     assert len(cid) == 22 and "=" not in cid
 
 
+def test_cluster_id_never_looks_like_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first draw starting with ``-`` (0xfb... base64) is drawn again."""
+    import uuid
+
+    draws = iter([uuid.UUID(bytes=b"\xfb" + bytes(15)), uuid.UUID(bytes=bytes(16))])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    assert new_cluster_id() == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
 def test_port_taken_is_reported(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
