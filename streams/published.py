@@ -15,7 +15,6 @@ less ``slack_s`` for clocks), of cards in the partitions this worker was given.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -54,7 +53,9 @@ async def read_published(
 
     ``starts`` maps each source partition (anything with ``topic`` and ``partition``) to the
     offset the worker will re-read it from. Past ``budget_s`` it returns what it has read
-    and says so: the worker then re-scores the rest, as it would without this map.
+    and says so: the worker then re-scores the rest, as it would without this map. (It runs
+    inside Faust's post-recovery seek, which Faust cancels after ``broker_request_timeout``,
+    90 s by default: the budget stays well below.)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -65,7 +66,7 @@ async def read_published(
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
     await consumer.start()
     try:
-        first_ms = await _first_timestamp(consumer, starts)
+        first_ms = await _first_timestamp(consumer, starts, deadline)
         if first_ms is None:  # nothing to re-read: nothing can have been scored
             return published
         # The scores topic is declared with the sources' partition count (``infra.topics``).
@@ -112,7 +113,9 @@ def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) 
         pass
 
 
-async def _first_timestamp(consumer: Any, starts: Mapping[Any, int]) -> int | None:
+async def _first_timestamp(
+    consumer: Any, starts: Mapping[Any, int], deadline: float
+) -> int | None:
     """Record timestamp (ms) of the earliest message at the given source offsets."""
     from aiokafka import TopicPartition
 
@@ -124,12 +127,11 @@ async def _first_timestamp(consumer: Any, starts: Mapping[Any, int]) -> int | No
         if offset >= ends[tp]:
             continue
         consumer.seek(tp, offset)
-        for _ in range(20):  # a few tries: the first fetch can come back empty
+        while time.monotonic() < deadline:  # the first fetch can come back empty
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
             records = batch.get(tp)
             if records:
                 stamp = records[0].timestamp
                 first = stamp if first is None else min(first, stamp)
                 break
-            await asyncio.sleep(0)
     return first
