@@ -5,7 +5,7 @@
 
 ``fraudstream bench`` says how fast each configuration is; this says why. It puts a backlog on
 the broker, starts a real ``fraudstream worker`` on it, lets it warm up, records it with
-py-spy (``pip install py-spy``; it needs ptrace rights over the worker) and prints the share of
+py-spy (``pip install -e '.[profile]'``; it needs ptrace rights over the worker) and prints the share of
 the worker's busy main-thread samples per stage: is it the model, the card state, JSON, the
 producer, or Faust itself? One run on whatever else the machine is doing: shares, not rates.
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model (predict)", ("ModelRuntime.predict_many",)),
+    ("model (learn, snapshots)", ("ModelRuntime.learn", "FraudApp._snapshot")),
     ("features", ("customer_features", "time_features", "TerminalReplica.features",
                   "TerminalReplica.record_tx")),
     ("card state: decode, encode, store write", ("Processor._store", "Processor._card")),
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> str:
               f"`{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M %Z')}, "
               f"{os.cpu_count()} cores. "
               f"py-spy, {args.seconds:.0f} s at 200 Hz after {args.warmup:.0f} s of scoring; "
-              f"{scored:,.0f} of {args.tx:,} transactions scored at the end.\n\n"
+              f"{scored:,.0f} of {args.tx:,} transactions scored at the end; their labels flow "
+              f"too (the backlog has them), so the worker learns while it scores.\n\n"
               + markdown(shares, idle))
     print(report)
     if args.out is not None:
