@@ -146,20 +146,20 @@ class FraudApp:
         """Before re-reading, learn which of those transactions already have a score out."""
         t = self.settings.topics
         tx_starts = {tp: offset for tp, offset in starts.items() if tp.topic == t.transactions}
-        self.processor.published = {}
+        self.processor.keep_published({}, {})
         began = time.monotonic()
         try:
-            published = await read_published(self.settings.kafka.aiokafka_kwargs(), t.scores,
-                                              tx_starts, t.partitions)
+            read_back = await read_published(self.settings.kafka.aiokafka_kwargs(), t.scores,
+                                             tx_starts, t.partitions)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # degrade to re-scoring, never stop the worker for this
             log.warning("could not read back published scores (%s); re-read transactions "
                         "without a card record will be scored again", exc)
             return
-        self.processor.published = published
+        self.processor.keep_published(read_back.scores, read_back.source_ends)
         log.info("%d published scores read back for %d re-read partition(s) in %.1f s",
-                 len(published), len(tx_starts), time.monotonic() - began)
+                 len(read_back.scores), len(tx_starts), time.monotonic() - began)
 
     def _snapshot(self) -> None:
         auc, ap = self.telemetry.rolling_quality()
@@ -243,7 +243,7 @@ class FraudApp:
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
-            self.processor.published = {}  # read again for the next assignment
+            self.processor.keep_published({}, {})  # read again for the next assignment
             self._positions.clear()  # re-learnt from the next events (a rewind re-reads)
 
         @app.on_partitions_assigned.connect

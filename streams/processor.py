@@ -105,6 +105,27 @@ class Processor:
         """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
         self.published: dict[int, tuple[float, list[float]]] = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
+        self._published_until: dict[tuple[str, int], int] = {}
+
+    def keep_published(
+        self, scores: dict[int, tuple[float, list[float]]], until: dict[tuple[str, int], int]
+    ) -> None:
+        """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
+
+        Past those offsets every transaction is new, so the map is dropped rather than kept
+        (it can be large after a long lag) until the next assignment.
+        """
+        self.published = scores
+        self._published_until = dict(until) if scores else {}
+
+    def _passed(self, records: list[Record]) -> None:
+        until = self._published_until
+        for record in records:
+            end = until.get((record.topic, record.partition))
+            if end is not None and record.offset + 1 >= end:
+                del until[(record.topic, record.partition)]
+        if not until:
+            self.published = {}
 
     def invalidate(self) -> None:
         self._cache.clear()
@@ -190,11 +211,14 @@ class Processor:
         """
         out = Outgoing()
         txs = self.decode_transactions(records, out)
+        published = self.published  # this batch may still need it, even if it ends the need
+        if self._published_until:
+            self._passed(records)
         if not txs:
             return out
         fresh: list[tuple[Transaction, bytes, list[float], tuple[float, list[float]] | None]] = []
         dirty: set[bytes] = set()
-        replica, published = self.replica, self.published
+        replica = self.replica
         replayed = 0
         for key, tx in txs:
             card = self._card(key)

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from producers.sender import murmur2_partition
 
@@ -27,6 +27,15 @@ log = logging.getLogger(__name__)
 
 Published = dict[int, tuple[float, list[float]]]
 """Transaction id -> (score, features) as published."""
+
+
+class ReadBack(NamedTuple):
+    """The scores read back, and where the re-read ends: each source partition's log end
+    when they were read. A transaction at or past it was written after the read-back, so it
+    was never scored before and the map has nothing for it (the worker drops the map then)."""
+
+    scores: Published
+    source_ends: dict[tuple[str, int], int]
 
 
 def keep_score(body: Mapping[str, Any], partitions: set[int], n_partitions: int) -> bool:
@@ -48,7 +57,7 @@ async def read_published(
     n_partitions: int,
     slack_s: float = 60.0,
     budget_s: float = 30.0,
-) -> Published:
+) -> ReadBack:
     """Scores of the cards of ``starts``' partitions published since their re-read begins.
 
     ``starts`` maps each source partition (anything with ``topic`` and ``partition``) to the
@@ -60,15 +69,16 @@ async def read_published(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     published: Published = {}
+    source_ends: dict[tuple[str, int], int] = {}
     if not starts:
-        return published
+        return ReadBack(published, source_ends)
     deadline = time.monotonic() + budget_s
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
     await consumer.start()
     try:
-        first_ms = await _first_timestamp(consumer, starts, deadline)
+        first_ms = await _first_timestamp(consumer, starts, deadline, source_ends)
         if first_ms is None:  # nothing to re-read: nothing can have been scored
-            return published
+            return ReadBack(published, source_ends)
         # The scores topic is declared with the sources' partition count (``infra.topics``).
         score_tps = [TopicPartition(scores_topic, p) for p in range(n_partitions)]
         consumer.assign(score_tps)
@@ -101,7 +111,7 @@ async def read_published(
                         budget_s, len(todo))
     finally:
         await consumer.stop()
-    return published
+    return ReadBack(published, source_ends)
 
 
 def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) -> None:
@@ -114,14 +124,16 @@ def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) 
 
 
 async def _first_timestamp(
-    consumer: Any, starts: Mapping[Any, int], deadline: float
+    consumer: Any, starts: Mapping[Any, int], deadline: float, ends_out: dict[tuple[str, int], int]
 ) -> int | None:
-    """Record timestamp (ms) of the earliest message at the given source offsets."""
+    """Record timestamp (ms) of the earliest message at the given source offsets; fills
+    ``ends_out`` with each source partition's log end."""
     from aiokafka import TopicPartition
 
     tps = {TopicPartition(tp.topic, tp.partition): offset for tp, offset in starts.items()}
     consumer.assign(list(tps))
     ends = await consumer.end_offsets(list(tps))
+    ends_out.update({(tp.topic, tp.partition): end for tp, end in ends.items()})
     first: int | None = None
     for tp, offset in tps.items():
         if offset >= ends[tp]:

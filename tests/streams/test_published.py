@@ -50,11 +50,13 @@ def test_scores_of_reread_partitions_since_the_first_reread_transaction(
     producer.flush()
     producer.close()
 
-    published = asyncio.run(read_published(
+    read_back = asyncio.run(read_published(
         kafka_settings.kafka.aiokafka_kwargs(), t.scores, {TP(t.transactions, 0): 1}, n,
         slack_s=60.0))
-    assert published == {2: (0.02, [1.0]), 4: (0.04, [1.0])}
+    assert read_back.scores == {2: (0.02, [1.0]), 4: (0.04, [1.0])}
+    assert read_back.source_ends == {(t.transactions, 0): 2}  # the re-read ends there
 
     # Nothing to re-read (the start is the log end): nothing is read back.
     assert asyncio.run(read_published(
-        kafka_settings.kafka.aiokafka_kwargs(), t.scores, {TP(t.transactions, 0): 2}, n)) == {}
+        kafka_settings.kafka.aiokafka_kwargs(), t.scores, {TP(t.transactions, 0): 2}, n)
+    ).scores == {}
