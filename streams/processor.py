@@ -20,6 +20,7 @@ from producers.events import InvalidEvent, Label, Transaction, decode_labels, de
 from producers.sender import murmur2_partition
 from streams.card_state import CardState
 from streams.model_runtime import ModelRuntime
+from streams.published import Published
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -103,13 +104,11 @@ class Processor:
         self._origin: dict[bytes, Any] = {}
         self.bind_event: Any = lambda event: None
         """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
-        self.published: dict[int, tuple[float, list[float]]] = {}
+        self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
 
-    def keep_published(
-        self, scores: dict[int, tuple[float, list[float]]], until: dict[tuple[str, int], int]
-    ) -> None:
+    def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
 
         Past those offsets every transaction is new, so the map is dropped rather than kept
@@ -225,10 +224,11 @@ class Processor:
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
                 entry = card.scored(tx.tx_id)
-                if entry is not None and tx.tx_id not in published:
-                    out.scores.append(self._score_message(tx, entry.score, entry.features))
-                if entry is not None and entry.score >= self.alert_threshold:
-                    out.alerts.append(self._alert_message(tx, entry.score))  # at least once
+                if entry is not None:
+                    if tx.tx_id not in published:
+                        out.scores.append(self._score_message(tx, entry.score, entry.features))
+                    if entry.score >= self.alert_threshold:
+                        out.alerts.append(self._alert_message(tx, entry.score))  # at least once
                 continue
             feats = [
                 tx.amount,

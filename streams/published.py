@@ -69,14 +69,13 @@ async def read_published(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     published: Published = {}
-    source_ends: dict[tuple[str, int], int] = {}
     if not starts:
-        return ReadBack(published, source_ends)
+        return ReadBack(published, {})
     deadline = time.monotonic() + budget_s
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
     await consumer.start()
     try:
-        first_ms = await _first_timestamp(consumer, starts, deadline, source_ends)
+        first_ms, source_ends = await _first_timestamp(consumer, starts, deadline)
         if first_ms is None:  # nothing to re-read: nothing can have been scored
             return ReadBack(published, source_ends)
         # The scores topic is declared with the sources' partition count (``infra.topics``).
@@ -124,16 +123,15 @@ def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) 
 
 
 async def _first_timestamp(
-    consumer: Any, starts: Mapping[Any, int], deadline: float, ends_out: dict[tuple[str, int], int]
-) -> int | None:
-    """Record timestamp (ms) of the earliest message at the given source offsets; fills
-    ``ends_out`` with each source partition's log end."""
+    consumer: Any, starts: Mapping[Any, int], deadline: float
+) -> tuple[int | None, dict[tuple[str, int], int]]:
+    """Record timestamp (ms) of the earliest message at the given source offsets, and each
+    source partition's log end."""
     from aiokafka import TopicPartition
 
     tps = {TopicPartition(tp.topic, tp.partition): offset for tp, offset in starts.items()}
     consumer.assign(list(tps))
     ends = await consumer.end_offsets(list(tps))
-    ends_out.update({(tp.topic, tp.partition): end for tp, end in ends.items()})
     first: int | None = None
     for tp, offset in tps.items():
         if offset >= ends[tp]:
@@ -146,4 +144,4 @@ async def _first_timestamp(
                 stamp = records[0].timestamp
                 first = stamp if first is None else min(first, stamp)
                 break
-    return first
+    return first, {(tp.topic, tp.partition): end for tp, end in ends.items()}
