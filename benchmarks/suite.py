@@ -304,6 +304,16 @@ def _log_ceilings(log: Any, ceilings: dict[str, Any]) -> None:
             f"({c['msg_per_s']:,.0f} msg/s)")
 
 
+def _age(seconds: float) -> float | str:
+    """A model age, or why there is none: every score came before the trainer's first
+    snapshot (seen in quick runs on a loaded machine, where the drain beats the trainer).
+
+    >>> _age(float("nan")), _age(0.12)
+    ('no snapshot used', 0.12)
+    """
+    return "no snapshot used" if math.isnan(seconds) else seconds
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b and not math.isnan(b) else float("nan")
 
@@ -495,7 +505,7 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
     learn_rows = [[x["learning"], "-" if x["learning"] == "local" else x["snapshot_every"],
                    x["scored"], x["tx_per_s"], x["auc"], x["ap"], x["cp_at_100"],
                    x["mean_labels_in_model"], x["labels_in_final_model"],
-                   x["mean_model_age_s"], x["p95_model_age_s"],
+                   _age(x["mean_model_age_s"]), _age(x["p95_model_age_s"]),
                    pct(x["share_before_first_snapshot"])] for x in r.get("learning", [])]
     sections.append(Section(
         "One model per worker versus a single trainer",
