@@ -202,6 +202,20 @@ class Settings(BaseSettings):
     microbatch_size: int = Field(default=200, ge=1)
     microbatch_within_s: float = Field(default=0.05, gt=0)
     alert_threshold: float = Field(default=0.9, ge=0, le=1)
+    alert_policy: Literal["budget", "threshold"] = "budget"
+    """``budget``: at most ``alert_budget`` cards alerted per event-time day (a threshold that
+    tracks the matching score quantile online); ``threshold``: every score >= alert_threshold."""
+    alert_budget: int = Field(default=100, ge=1)
+    """Cards investigators can check per event-time day (the handbook's k = 100)."""
+    model_snapshot: str | None = None
+    """Start from this registry snapshot (``NAME`` or ``NAME@VERSION``) when the worker has no
+    snapshot of its own yet (warm start); see ``streams.model_runtime``."""
+    label_hold_max: int = Field(default=50_000, ge=100)
+    """Labels held per partition waiting for the transaction stream's event time; above it the
+    labels partition is paused until half are released (``streams.label_clock``)."""
+    label_idle_s: float = Field(default=5.0, gt=0)
+    """A caught-up transaction partition idle this long releases its held labels (the end of a
+    replay, a quiet partition): Kafka Streams' ``max.task.idle.ms``."""
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
@@ -246,6 +260,9 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if value is None:
+            env.pop(f"FRAUDSTREAM_{name.upper()}", None)
+            continue
         env[f"FRAUDSTREAM_{name.upper()}"] = str(value)
     env.update(extra)
     return env
