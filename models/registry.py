@@ -188,6 +188,22 @@ def verify(blob: bytes, key: bytes, where: str = "snapshot") -> tuple[dict[str, 
     return meta, payload
 
 
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION`` (how a snapshot is named on a command line or in
+    ``FRAUDSTREAM_MODEL_SNAPSHOT``) as ``(name, version or None for the newest)``.
+
+    Checked here, before any file is touched, so that a typo is one clear line at start-up
+    rather than a "not found" that hides the real mistake.
+    """
+    name, sep, version = ref.strip().partition("@")
+    _check_name(name)
+    if not sep:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise RegistryError(f"snapshot {ref!r}: the version after '@' must be a number >= 1")
+    return name, int(version)
+
+
 def _check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise RegistryError(f"invalid model name {name!r}")

@@ -18,9 +18,11 @@ def settings_for(
     web_port: int | None = None,
     store: str | None = None,
     bootstrap: str | None = None,
+    snapshot: str | None = None,
 ) -> Settings:
     """The environment's settings with the command line's overrides on top."""
     from models.catalog import MODEL_NAMES
+    from models.registry import parse_ref
 
     settings = get_settings()
     update: dict[str, object] = {}
@@ -38,6 +40,9 @@ def settings_for(
         if store not in ("rocksdb://", "memory://"):
             raise FraudstreamError("--store must be rocksdb:// or memory://")
         update["store"] = store
+    if snapshot is not None:
+        parse_ref(snapshot)  # a malformed NAME@VERSION is one line now, not at model load
+        update["model_snapshot"] = snapshot
     if bootstrap is not None:
         settings = settings.with_bootstrap(bootstrap)
     return settings.model_copy(update=update)
@@ -51,11 +56,14 @@ def worker(
     store: str = typer.Option(None, help="rocksdb:// (default) or memory://"),
     bootstrap: str = typer.Option(None, help="Override KAFKA_BOOTSTRAP_SERVERS."),
     loglevel: str = typer.Option("WARNING", help="Faust log level."),
+    snapshot: str = typer.Option(
+        None, help="Warm start: registry snapshot NAME[@VERSION] to start from when this "
+                   "worker has no snapshot of its own (default: FRAUDSTREAM_MODEL_SNAPSHOT)."),
 ) -> None:
     """Run a stream worker: score every transaction, learn from labels, serve /dashboard."""
     from streams.worker import run_worker
 
-    settings = settings_for(model, mode, web_port, store, bootstrap)
+    settings = settings_for(model, mode, web_port, store, bootstrap, snapshot)
     run_worker(settings, worker_id, loglevel.upper())
 
 

@@ -3,10 +3,16 @@
 The version is the registry version of the last snapshot this worker wrote or loaded, so a
 score names exactly which saved model produced it (plus how many labels were learned since,
 for online models that keep moving between snapshots).
+
+Warm start: a worker that has no snapshot of its own yet can start from a named registry
+snapshot (``NAME[@VERSION]``, e.g. a model trained offline on history) instead of from an
+untrained model. Its own snapshots still win, so a restarted worker continues where it was and
+does not jump back to the bootstrap model.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from collections.abc import Sequence
@@ -16,9 +22,20 @@ import numpy as np
 
 from models.catalog import is_online, make_model
 from models.features import FEATURE_NAMES
-from models.registry import Registry, RegistryError
+from models.registry import Registry, RegistryError, Snapshot, parse_ref
 
 log = logging.getLogger(__name__)
+
+
+class FromSettings(enum.Enum):
+    """Marker default of ``ModelRuntime(warm_start=...)``: read the process settings.
+
+    The worker's app builds its runtime without naming a warm-start snapshot; the process is
+    configured through its environment (``FRAUDSTREAM_MODEL_SNAPSHOT``, which ``fraudstream
+    worker --snapshot`` sets), so that is where the runtime looks unless told explicitly.
+    """
+
+    SETTINGS = "settings"
 
 
 class ModelRuntime:
@@ -32,6 +49,7 @@ class ModelRuntime:
         snapshot_every: int = 5000,
         learn: bool = True,
         seed: int = 0,
+        warm_start: str | FromSettings | None = FromSettings.SETTINGS,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -44,11 +62,46 @@ class ModelRuntime:
         self.learned = 0
         self.learned_since_snapshot = 0
         self.load_errors: list[str] = []
+        self.warm_start = warm_start
+        self.warm_started_from: str | None = None  # "NAME@VERSION" after a warm start
         self._seed = seed
 
+    def _warm_ref(self) -> str | None:
+        if isinstance(self.warm_start, FromSettings):
+            from infra.settings import get_settings
+
+            return get_settings().model_snapshot
+        return self.warm_start or None
+
     def start(self) -> None:
-        """Load the newest valid snapshot, or start a fresh model (online models only)."""
-        source = self.snapshot_name if self.online else self.name
+        """Pick the model to start with.
+
+        Online models: the worker's own newest valid snapshot; else the warm-start snapshot
+        (verified, and of the same model); else a fresh model. Batch models never write
+        snapshots of their own, so a named snapshot pins the one to serve; without one they
+        serve the newest snapshot under their model name.
+        """
+        ref = self._warm_ref()
+        if self.online:
+            if self._load_newest(self.snapshot_name):
+                return
+            if ref is not None:
+                self._warm(ref)
+                return
+            self.model = make_model(self.name, seed=self._seed)
+            log.info("starting a fresh %s model", self.name)
+            return
+        if ref is not None:
+            self._warm(ref)
+            return
+        if not self._load_newest(self.name):
+            raise RegistryError(
+                f"batch model {self.name!r} has no valid snapshot in {self.registry.root}: "
+                f"train one first with `fraudstream train --model {self.name}`"
+            )
+
+    def _load_newest(self, source: str) -> bool:
+        """Load the newest snapshot of ``source`` that verifies; False if there is none."""
         for version in reversed(self.registry.versions(source)):
             try:
                 snap = self.registry.load(source, version)
@@ -60,14 +113,34 @@ class ModelRuntime:
             self.version = int(snap.meta["version"])
             self.learned = int(snap.meta.get("learned", 0))
             log.info("loaded model %s v%d (%d labels learned)", source, self.version, self.learned)
-            return
-        if not self.online:
+            return True
+        return False
+
+    def _warm(self, ref: str) -> None:
+        """Start from the named snapshot, or fail with one line saying why.
+
+        Failing (rather than falling back to a fresh model) is deliberate: a worker asked to
+        start trained that silently starts untrained floods the alert queue.
+        """
+        name, version = parse_ref(ref)
+        try:
+            snap = self.registry.load(name, version)
+        except RegistryError as exc:
+            raise RegistryError(f"warm-start snapshot {ref!r}: {exc}") from None
+        held = snapshot_model_name(snap)
+        where = f"{name}@{snap.meta['version']}"
+        if held != self.name:
             raise RegistryError(
-                f"batch model {self.name!r} has no valid snapshot in {self.registry.root}: "
-                f"train one first with `fraudstream train --model {self.name}`"
+                f"warm-start snapshot {where} holds a {held!r} model but this worker runs "
+                f"{self.name!r}; start the worker with --model {held} or pick another snapshot"
             )
-        self.model = make_model(self.name, seed=self._seed)
-        log.info("starting a fresh %s model", self.name)
+        self.model = snap.model
+        self.learned = int(snap.meta.get("learned", 0))
+        # An online worker's versions count its own snapshots (v1 is its first); the bootstrap
+        # model is v0 of that lineage. A batch model is served as saved: its registry version.
+        self.version = 0 if self.online else int(snap.meta["version"])
+        self.warm_started_from = where
+        log.info("warm start from %s (%d labels learned)", where, self.learned)
 
     def reload_from(self, path: str) -> bool:
         """Swap in a snapshot published by another process; keep the current model if invalid."""
@@ -119,3 +192,12 @@ class ModelRuntime:
         self.learned_since_snapshot = 0
         log.info("snapshot %s (%.0f ms)", path, (time.perf_counter() - started) * 1000)
         return str(path)
+
+
+def snapshot_model_name(snap: Snapshot) -> str | None:
+    """Which catalog model a snapshot holds: the object's own name, else what its header says.
+
+    The registry name is a free label (``demo-warm``), so it cannot be trusted to say it.
+    """
+    name = getattr(snap.model, "name", None)
+    return str(name) if name is not None else snap.meta.get("model")
