@@ -60,6 +60,17 @@ Bootstrap = Annotated[
     str | None, typer.Option(help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS).")
 ]
 ProgressOpt = Annotated[bool, typer.Option(help="Show a progress bar.")]
+LiveFrom = Annotated[
+    str | None,
+    typer.Option(help="Event date YYYY-MM-DD (UTC) from which --rate/--speedup applies; "
+                      "earlier events are sent as fast as possible (a backfill)."),
+]
+BackfillDays = Annotated[
+    int | None,
+    typer.Option(min=0, help="With --live-from: send only the N days before it; earlier "
+                             "simulated days (e.g. a model's offline training history) are "
+                             "skipped, their labels too."),
+]
 
 
 def _simulator(
@@ -106,7 +117,7 @@ def _send(
     blocks: Iterable[pd.DataFrame], *, span: tuple[float, float], labels: bool,
     default_delay_s: float, envelope: int, max_wait_ms: float, speedup: float | None,
     rate: float | None, compression: str, bootstrap: str | None, progress: bool,
-    source: str,
+    source: str, live_from: float | None = None,
 ) -> None:
     """Shared body of ``produce`` and ``replay``: topics, producer, progress, summary."""
     from rich.console import Console
@@ -118,7 +129,7 @@ def _send(
     from producers.timeline import timeline
 
     try:
-        pacer = Pacer(speedup=speedup, rate=rate)
+        pacer = Pacer(speedup=speedup, rate=rate, live_from=live_from)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     console = Console(stderr=True)
@@ -190,21 +201,69 @@ def produce(
     feedback_days: Feedback = 7.0, max_tx: MaxTx = None, envelope: Envelope = 1,
     max_wait_ms: MaxWait = 50.0, speedup: Speedup = None, rate: Rate = None,
     labels: Labels = True, compression: Compression = "none", bootstrap: Bootstrap = None,
-    progress: ProgressOpt = True,
+    progress: ProgressOpt = True, live_from: LiveFrom = None, backfill_days: BackfillDays = None,
 ) -> None:
     """Simulate transactions and send them, with their labels, to Kafka."""
-    from producers.timeline import limit_blocks
+    from producers.timeline import limit_blocks, skip_before
 
     sim = _simulator(seed, days, customers, terminals, radius, start_date, drift, fraud_delay,
                      feedback_days)
     first = sim.config.start_ts
-    span = (first, first + (days + feedback_days) * 86_400.0)
+    live_ts, send_from = _live_window(first, days, live_from, backfill_days)
+    span = (send_from or first, first + (days + feedback_days) * 86_400.0)
+    source = f"simulator seed {seed}, {days} days, drift {drift or 'off'}"
+    if send_from is not None:
+        source += f", sent from {_day(send_from)} ({backfill_days} days of backfill)"
     _send(
-        limit_blocks(sim.days(), max_tx), span=span, labels=labels,
+        limit_blocks(skip_before(sim.days(), send_from), max_tx), span=span, labels=labels,
         default_delay_s=feedback_days * 86_400.0, envelope=envelope, max_wait_ms=max_wait_ms,
         speedup=speedup, rate=rate, compression=compression, bootstrap=bootstrap,
-        progress=progress, source=f"simulator seed {seed}, {days} days, drift {drift or 'off'}",
+        progress=progress, source=source, live_from=live_ts,
     )
+
+
+def _day(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).date().isoformat()
+
+
+def _live_window(
+    first: float, days: int, live_from: str | None, backfill_days: int | None
+) -> tuple[float | None, float | None]:
+    """``(live start, first event time sent)`` as epoch seconds from the produce options.
+
+    Both must fall inside the simulated days: a live start after the last day would silently
+    send everything unpaced, and a backfill reaching before the first day would silently be
+    shorter than asked.
+    """
+    from datetime import UTC, datetime
+
+    if live_from is None:
+        if backfill_days is not None:
+            raise typer.BadParameter("needs --live-from (the backfill is the N days before it)",
+                                     param_hint="--backfill-days")
+        return None, None
+    try:
+        live_ts = datetime.combine(date.fromisoformat(live_from), datetime.min.time(),
+                                   tzinfo=UTC).timestamp()
+    except ValueError:
+        raise typer.BadParameter(f"{live_from!r} is not YYYY-MM-DD", param_hint="--live-from") from None
+    last = first + days * 86_400.0
+    if not first <= live_ts < last:
+        raise FraudstreamError(
+            f"--live-from {live_from} is outside the simulated days "
+            f"({_day(first)} .. {_day(last - 1)})"
+        )
+    if backfill_days is None:
+        return live_ts, None
+    send_from = live_ts - backfill_days * 86_400.0
+    if send_from < first:
+        raise FraudstreamError(
+            f"--backfill-days {backfill_days} reaches before the first simulated day "
+            f"({_day(first)}); at most {int((live_ts - first) // 86_400)} days"
+        )
+    return live_ts, send_from
 
 
 def replay(

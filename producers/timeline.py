@@ -42,6 +42,20 @@ def limit_blocks(blocks: Iterable[pd.DataFrame], max_tx: int | None) -> Iterator
         yield block
 
 
+def skip_before(blocks: Iterable[pd.DataFrame], ts: float | None) -> Iterator[pd.DataFrame]:
+    """Drop the transactions before event time ``ts`` (None: keep all).
+
+    The simulator still has to generate those days (its world and fraud state evolve day by
+    day), but a backfill sends only the recent ones; the skipped transactions' labels are not
+    sent either, since the timeline builds labels from the blocks it is given.
+    """
+    for block in blocks:
+        if ts is not None and len(block) and block["ts"].iloc[0] < ts:
+            block = block[block["ts"].to_numpy() >= ts]
+        if len(block):
+            yield block
+
+
 def split_days(frame: pd.DataFrame, day_s: float = 86_400.0) -> Iterator[pd.DataFrame]:
     """Cut an in-memory, time-sorted frame into per-day blocks (for replayed files)."""
     if frame.empty:

@@ -1,0 +1,130 @@
+"""Backfill then live: ``produce --live-from DATE [--backfill-days N]``.
+
+Events before the live start go out unpaced, later ones at the configured pace with the pace's
+clock starting at the first live event; ``--backfill-days`` skips the simulated days before
+the backfill (transactions and their labels).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from producers.pacing import Pacer
+from producers.sender import Sender
+from producers.simulator import Simulator
+from producers.timeline import LABEL, TX, skip_before, timeline
+from producers.world import WorldConfig
+from tests.producers.fakes import RecordingProducer
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = 86_400.0
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_clock_starts_at_the_first_live_event() -> None:
+    clock = FakeClock(100.0)
+    pacer = Pacer(rate=10, live_from=1_000.0, clock=clock)
+    pacer.start(0.0, 900.0)
+    assert pacer.due(900.0, 0) == -math.inf
+    assert pacer.due(999.9, 5_000) == -math.inf  # however many went before: no waiting
+    assert pacer.live_started_at is None
+    clock.now = 250.0  # the backfill took 150 s of wall time
+    assert pacer.due(1_000.0, 5_000) == pytest.approx(250.0)
+    assert pacer.due(1_050.0, 5_010) == pytest.approx(251.0)  # 10 live tx at 10 tx/s
+    assert pacer.due(990.0, 5_020) == pytest.approx(252.0)  # late label: still paced
+    assert pacer.backfill_tx == 5_000
+    assert pacer.live_started_at == 250.0
+    assert "5,000 tx of backfill unpaced, then target 10 tx/s" in pacer.description
+
+
+def test_speedup_clock_starts_at_the_first_live_event() -> None:
+    clock = FakeClock(40.0)
+    pacer = Pacer(speedup=3_600, live_from=DAY, clock=clock)
+    pacer.start(0.0, 0.0)
+    assert pacer.due(DAY - 1, 10) == -math.inf
+    assert pacer.due(DAY + 60, 11) == pytest.approx(40.0)
+    assert pacer.due(DAY + 60 + 7_200, 12) == pytest.approx(42.0)
+
+
+def test_without_live_from_nothing_changes() -> None:
+    pacer = Pacer(rate=500)
+    pacer.start(10.0, 0.0)
+    assert pacer.due(123.0, 1000) == pytest.approx(12.0)
+    assert pacer.description == "target 500 tx/s"
+
+
+def test_live_from_needs_a_pace() -> None:
+    with pytest.raises(ValueError, match="needs a pace"):
+        Pacer(live_from=1.0)
+    with pytest.raises(ValueError, match="finite"):
+        Pacer(rate=1, live_from=math.nan)
+
+
+def test_sender_sends_the_backfill_at_once_and_paces_the_rest() -> None:
+    frame = Simulator(WorldConfig(n_customers=100, n_terminals=200, n_days=4, seed=5)).frame()
+    live_from = float(frame["ts"].iloc[0]) // DAY * DAY + 3 * DAY
+    n_live = int((frame["ts"] >= live_from).sum())
+    n_backfill = len(frame) - n_live
+    assert n_backfill > 250 and 60 < n_live < 200
+    rate = 200.0
+    producer = RecordingProducer()
+    pacer = Pacer(rate=rate, live_from=live_from)
+    sender = Sender(producer, "tx", "lb", pacer=pacer)
+    started = time.monotonic()
+    report = sender.send(timeline([frame], labels=False))
+    elapsed = time.monotonic() - started
+    assert report.transactions == len(frame)
+    assert pacer.backfill_tx == n_backfill
+    assert pacer.live_started_at is not None
+    backfill_s = pacer.live_started_at - started
+    assert backfill_s < 0.5 * n_backfill / rate, "the backfill must not be paced"
+    live_s = elapsed - backfill_s
+    assert live_s == pytest.approx((n_live - 1) / rate, abs=0.25)
+
+
+def test_skipped_days_send_neither_transactions_nor_their_labels() -> None:
+    sim = Simulator(WorldConfig(n_customers=80, n_terminals=160, n_days=5, seed=2))
+    whole = sim.frame()
+    cut = float(whole["ts"].iloc[0]) // DAY * DAY + 2 * DAY
+    kept = whole[whole["ts"] >= cut]
+    segments = list(timeline(skip_before(sim.days(), cut), labels=True))
+    events = np.concatenate([s[["kind", "tx_id"]].to_numpy() for s in segments])
+    tx_ids = events[events[:, 0] == TX, 1]
+    label_ids = events[events[:, 0] == LABEL, 1]
+    assert sorted(tx_ids.tolist()) == kept["tx_id"].tolist()  # ids unchanged: same world
+    assert sorted(label_ids.tolist()) == kept["tx_id"].tolist()
+    assert next(iter(skip_before(sim.days(), None)))["tx_id"].iloc[0] == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backfill-days", "3"], "needs --live-from"),
+    (["--live-from", "2018-05-01", "--rate", "5"], "outside the simulated days"),
+    (["--live-from", "2018-04-05", "--backfill-days", "9", "--rate", "5"], "at most 4 days"),
+    (["--live-from", "2018-04-05"], "needs a pace"),
+    (["--live-from", "5 April", "--rate", "5"], "is not YYYY-MM-DD"),
+])
+def test_bad_backfill_arguments_give_one_line(args: list[str], message: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "produce", "--days", "10", "--no-progress", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
