@@ -111,13 +111,15 @@ class FraudApp:
         self.processor = Processor(
             self.card_table, self.replica, self.runtime, self.telemetry,
             alert_threshold=settings.alert_threshold, worker_id=worker_id,
-            partitions=settings.topics.partitions,
+            partitions=settings.topics.partitions, hold_max=settings.label_hold_max,
         )
         self.processor.bind_event = _bind_event
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
                        on_rewound=self._load_published)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
+        self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self.started_at = time.time()
+        self.started_mono = time.monotonic()
         self._wire()
 
     # ---------------------------------------------------------------------------------
@@ -136,11 +138,46 @@ class FraudApp:
             await self.alerts_topic.send(key=key, value=value)
         for key, value in out.dead:
             await dlq.send(key=key, value=value)
+        if out.pause or out.resume:
+            self._label_flow(out.pause, out.resume)
         if out.snapshot_due:
             # The cards marking these labels done must be durable before a snapshot that
             # contains them: else a crash replays the labels into the snapshot's model.
             await self.app.producer.flush()
             self._snapshot()
+
+    def _label_flow(self, pause: list[int], resume: list[int]) -> None:
+        """Stop fetching labels for partitions holding too many (Faust's own per-partition
+        back-pressure mechanism: the fetcher skips paused partitions, the rest flow on)."""
+        from faust.types import TP
+
+        consumer = self.app.consumer
+        topic = self.settings.topics.labels
+        assigned = set(consumer.assignment())
+        if pause:
+            consumer.pause_partitions({TP(topic, p) for p in pause} & assigned)
+        if resume:
+            consumer.resume_partitions({TP(topic, p) for p in resume} & assigned)
+
+    async def _release_idle_labels(self) -> None:
+        """Release the held labels of caught-up transaction partitions that have been idle
+        for ``label_idle_s`` (a replay's end, a quiet partition: see ``streams.label_clock``)."""
+        processor = self.processor
+        held = processor.clock.partitions()
+        if not held:
+            return
+        consumer = self.app.consumer
+        now = time.monotonic()
+        for tp in self.assigned_source():
+            if tp.partition not in held:
+                continue
+            if now - self._tx_arrival.get(tp.partition, self.started_mono) < self.settings.label_idle_s:
+                continue
+            highwater = consumer.highwater(tp)
+            position = self._positions.get(tp)
+            if highwater is None or (0 if position is None else position + 1) < highwater:
+                continue  # transactions are still to be read: their event time decides
+            await self._send(processor.release_idle(tp.partition), self.labels_dlq)
 
     async def _load_published(self, starts: dict[Any, int]) -> None:
         """Before re-reading, learn which of those transactions already have a score out."""
@@ -171,10 +208,13 @@ class FraudApp:
         position = self._positions
         if m.offset >= position.get(m.tp, -1):
             position[m.tp] = m.offset
+        if m.topic == self.settings.topics.transactions:
+            self._tx_arrival[m.partition] = time.monotonic()
         return Record(m.key, m.value, m.topic, m.partition, m.offset, event)
 
     def _wire(self) -> None:
         app, s = self.app, self.settings
+        t = s.topics
         mode = s.processing_mode
 
         @app.agent(self.tx_topic, concurrency=1)
@@ -214,6 +254,10 @@ class FraudApp:
                 self.terminal_topic.send_soon(key=self.worker_id.encode(), value=body)
 
         @app.timer(1.0)
+        async def release_idle_labels() -> None:
+            await self._release_idle_labels()
+
+        @app.timer(1.0)
         async def sample_telemetry() -> None:
             self.telemetry.sample(self.consumer_lag())
 
@@ -248,7 +292,10 @@ class FraudApp:
 
         @app.on_partitions_assigned.connect
         async def on_assigned(app_: faust.App, *args: Any, **kwargs: Any) -> None:
-            self.processor.invalidate()
+            # the held-label index is rebuilt from the cards of these partitions
+            assigned = args[0] if args else kwargs.get("assigned", set())
+            self.processor.invalidate({tp.partition for tp in assigned
+                                       if tp.topic == t.transactions})
 
         from streams.web import register_views
 

@@ -66,7 +66,10 @@ class CardState:
     customer: CustomerState = field(default_factory=CustomerState)
     pending: array = field(default_factory=lambda: array("d"))
     done: list[int] = field(default_factory=list)
-    early: dict[int, list[float]] = field(default_factory=dict)  # tx_id -> [fraud, known_at]
+    early: dict[int, list[float]] = field(default_factory=dict)
+    """Labels not learned yet, ``tx_id -> [fraud, known_at]``: held until the partition's
+    transactions reach ``known_at`` (``streams.label_clock``), or until their transaction
+    arrives. Kept here so that the changelog makes them survive a crash."""
 
     def _row(self, tx_id: int) -> int:
         ids = self.pending[0::ROW]
@@ -125,15 +128,26 @@ class CardState:
         if len(self.done) > DONE_KEEP:
             del self.done[: len(self.done) - DONE_KEEP]
 
-    def expire(self, now: float) -> None:
-        """Drop feature-log rows too old to ever get a label (bounds the value's size)."""
+    def expire(self, now: float) -> int:
+        """Drop feature-log rows too old to ever get a label, and held labels whose
+        transaction never came (bounds the value's size); returns the labels dropped."""
         horizon = now - PENDING_TTL_DAYS * DAY
+        stale = [tx for tx, (_, known_at) in self.early.items() if known_at < horizon]
+        for tx in stale:
+            del self.early[tx]
         keep = array("d")
         p = self.pending
         for i in range(0, len(p), ROW):
             if p[i + 1] >= horizon:
                 keep.extend(p[i:i + ROW])
         self.pending = keep
+        return len(stale)
+
+    @staticmethod
+    def has_early(raw: bytes) -> bool:
+        """Whether an encoded card holds labels, read from the header alone (cheap: the
+        held-label index is rebuilt by scanning every card of a partition)."""
+        return _HEADER.unpack_from(raw)[6] > 0
 
     def to_bytes(self) -> bytes:
         early = array("d")

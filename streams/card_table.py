@@ -62,6 +62,11 @@ class CardTable(MutableMapping[bytes, bytes]):
     def __len__(self) -> int:
         raise NotImplementedError("count the Faust table itself")
 
+    def scan(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of the partitions this worker is active for (Faust's store
+        iterates its active partitions only; the caller filters standby data by key)."""
+        yield from self.table.data.items()
+
     async def publish(self) -> None:
         """Hand every queued changelog message to the producer, oldest first.
 

@@ -15,10 +15,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from models.features import customer_features, time_features
+from models.features import customer_features, customer_window_features, time_features
 from producers.events import InvalidEvent, Label, Transaction, decode_labels, decode_transactions
 from producers.sender import murmur2_partition
 from streams.card_state import CardState
+from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
 from streams.telemetry import Telemetry
@@ -49,6 +50,14 @@ class Outgoing:
     alerts: list[KeyValue] = field(default_factory=list)
     dead: list[KeyValue] = field(default_factory=list)
     snapshot_due: bool = False
+    pause: list[int] = field(default_factory=list)
+    """Labels partitions to stop fetching (too many labels held for them)."""
+    resume: list[int] = field(default_factory=list)
+    """Labels partitions to fetch again."""
+
+
+Fresh = tuple[Transaction, bytes, int, list[float], "tuple[float, list[float]] | None"]
+"""A new transaction of a batch: itself, its card, its partition, features, published score."""
 
 
 MAX_DLQ_ORIGINAL = 700_000
@@ -91,6 +100,7 @@ class Processor:
         alert_threshold: float = 0.5,
         worker_id: str = "w0",
         partitions: int = 4,
+        hold_max: int = 50_000,
     ) -> None:
         self.cards = cards
         self.partitions = partitions
@@ -107,6 +117,12 @@ class Processor:
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
+        self.clock = LabelClock()
+        """Event time per partition and the labels held until it (``streams.label_clock``)."""
+        self.hold_max = hold_max
+        self.paused: set[int] = set()
+        self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
+        self._rebuild: set[int] | None = set(range(partitions))
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -126,8 +142,13 @@ class Processor:
         if not until:
             self.published = {}
 
-    def invalidate(self) -> None:
+    def invalidate(self, partitions: set[int] | None = None) -> None:
+        """Partitions moved: drop cached cards and rebuild the held-label index for
+        ``partitions`` (default: all) from card state before the next batch."""
         self._cache.clear()
+        self.clock.clear()
+        self._last_event.clear()
+        self._rebuild = set(range(self.partitions)) if partitions is None else set(partitions)
 
     def _card(self, key: bytes) -> CardState:
         card = self._cache.get(key)
@@ -194,19 +215,31 @@ class Processor:
 
     def decode_transactions(
         self, records: list[Record], out: Outgoing
-    ) -> list[tuple[bytes, Transaction]]:
-        txs: list[tuple[bytes, Transaction]] = []
+    ) -> list[tuple[bytes, Transaction, int]]:
+        """``(card key, transaction, partition)`` of every valid event of ``records``."""
+        txs: list[tuple[bytes, Transaction, int]] = []
+        last = self._last_event
         for record in records:
             self.telemetry.messages_in.inc()
-            txs.extend(self._decode(record, decode_transactions, "transactions", out))
+            last[record.partition] = record.event
+            txs.extend((key, tx, record.partition)
+                       for key, tx in self._decode(record, decode_transactions, "transactions",
+                                                   out))
         return txs
 
     def score(self, records: list[Record]) -> Outgoing:
         """Score the transactions of ``records``; answer re-delivered ones as before.
 
+        Labels held for a partition (``streams.label_clock``) are learned just before the
+        first of its transactions at or after their ``known_at`` is scored, so the model
+        scores each transaction as the offline evaluator's would. A batch is scored with one
+        vectorised call per stretch between two such releases.
+
         A re-delivered transaction (after a crash or a rebalance) is recognised by its card,
         or, when the card's write of it was lost, by its published score: either way it
         keeps the score it was given first, and a score already on Kafka is not sent again.
+        One whose card saw it but kept no score, and whose score is not on Kafka, is scored
+        again from the card's state (``rescored``), never dropped.
         """
         out = Outgoing()
         txs = self.decode_transactions(records, out)
@@ -215,11 +248,18 @@ class Processor:
             self._passed(records)
         if not txs:
             return out
-        fresh: list[tuple[Transaction, bytes, list[float], tuple[float, list[float]] | None]] = []
+        self._ensure_index()
+        fresh: list[Fresh] = []
         dirty: set[bytes] = set()
-        replica = self.replica
-        replayed = 0
-        for key, tx in txs:
+        replica, clock = self.replica, self.clock
+        replayed = rescored = 0
+        for key, tx, partition in txs:
+            due = clock.due(partition, tx.ts)  # labels known by now come first
+            clock.advance(partition, tx.ts)
+            if due:
+                self._score_fresh(fresh, out)
+                fresh = []
+                self._release(due, partition, out, dirty)
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
@@ -227,8 +267,10 @@ class Processor:
                 if entry is not None:
                     if tx.tx_id not in published:
                         out.scores.append(self._score_message(tx, entry.score, entry.features))
-                    if entry.score >= self.alert_threshold:
-                        out.alerts.append(self._alert_message(tx, entry.score))  # at least once
+                    self._maybe_alert(tx, entry.score, entry.features, out)  # at least once
+                elif tx.tx_id not in published:
+                    rescored += 1
+                    self._rescore(card, tx, out)
                 continue
             feats = [
                 tx.amount,
@@ -239,35 +281,110 @@ class Processor:
             replica.record_tx(tx.terminal_id, tx.ts, tx.tx_id)
             known = published.get(tx.tx_id) if published else None
             replayed += known is not None
-            fresh.append((tx, key, feats, known))
+            fresh.append((tx, key, partition, feats, known))
             dirty.add(key)
-        if fresh:
-            new = [f for _, _, f, known in fresh if known is None]
-            predicted = iter(self.runtime.predict_many(new) if new else ())
-            for tx, key, feats, known in fresh:
-                if known is None:
-                    score = next(predicted)
-                    out.scores.append(self._score_message(tx, score, feats))
-                else:  # scored before a crash; its card's record of that was lost
-                    score, feats = known
-                card = self._cache[key]
-                card.add_pending(tx.tx_id, tx.ts, tx.terminal_id, score, feats)
-                if score >= self.alert_threshold:
-                    out.alerts.append(self._alert_message(tx, score))
-                early = card.early.pop(tx.tx_id, None)
-                if early is not None:  # its label came first: learn now
-                    entry = card.pop_pending(tx.tx_id)
-                    out.snapshot_due |= self._learn(card, tx.tx_id, int(early[0]), entry)
-                if card.n_pending() > 64:
-                    card.expire(tx.ts)
+        self._score_fresh(fresh, out)
         self._store(dirty)
+        self._flow(out)
         self.telemetry.replayed.inc(replayed)
+        self.telemetry.rescored.inc(rescored)
         self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
         self.telemetry.scores_out.inc(len(out.scores))
         self.telemetry.alerts.inc(len(out.alerts))
+        self.telemetry.labels_held.set(clock.held())
         return out
 
-    def _score_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
+    def _score_fresh(self, fresh: list[Fresh], out: Outgoing) -> None:
+        """Score new transactions with the model as it stands, and record them on their card."""
+        if not fresh:
+            return
+        new = [f for _, _, _, f, known in fresh if known is None]
+        predicted = iter(self.runtime.predict_many(new) if new else ())
+        clock = self.clock
+        for tx, key, partition, feats, known in fresh:
+            if known is None:
+                score = next(predicted)
+                out.scores.append(self._score_message(tx, score, feats))
+            else:  # scored before a crash; its card's record of that was lost
+                score, feats = known
+            card = self._cache[key]
+            card.add_pending(tx.tx_id, tx.ts, tx.terminal_id, score, feats)
+            self._maybe_alert(tx, score, feats, out)
+            held = card.early.get(tx.tx_id)
+            if held is not None and clock.is_late(partition, held[1]):
+                # its label came first and its time has come (a label known the moment of its
+                # own transaction, or one that arrived late): learn now, after the score
+                del card.early[tx.tx_id]
+                entry = card.pop_pending(tx.tx_id)
+                out.snapshot_due |= self._learn(card, tx.tx_id, int(held[0]), entry)
+            if card.n_pending() > 64 or len(card.early) > 64:
+                self.telemetry.labels_expired.inc(card.expire(tx.ts))
+
+    def _rescore(self, card: CardState, tx: Transaction, out: Outgoing) -> None:
+        """Score a seen transaction whose first score is lost (neither kept nor on Kafka).
+
+        The features are read back without recording anything (the card and the terminals
+        already count it); the windows end at the transaction's time, so they equal the
+        first computation's unless the card's 30-day state was pruned since. The model is
+        today's, so the score may differ from the lost one: the message says ``rescored``.
+        """
+        feats = [
+            tx.amount,
+            *time_features(tx.ts),
+            *customer_window_features(card.customer, tx.ts),
+            *self.replica.features(tx.terminal_id, tx.ts),
+        ]
+        score = self.runtime.predict_one(feats)
+        key, value = self._score_message(tx, score, feats, rescored=True)
+        out.scores.append((key, value))
+        self._maybe_alert(tx, score, feats, out)
+
+    def _maybe_alert(self, tx: Transaction, score: float, feats: list[float],
+                     out: Outgoing) -> None:
+        if score >= self.alert_threshold:
+            out.alerts.append(self._alert_message(tx, score))
+
+    def _release(self, due: list[Held], partition: int, out: Outgoing,
+                 dirty: set[bytes]) -> None:
+        """Learn held labels whose time has come; their cards are stored with the batch."""
+        event = self._last_event.get(partition)
+        released = 0
+        for _known_at, tx_id, key in due:
+            card = self._card(key)
+            held = card.early.get(tx_id)
+            if held is None:  # learned or expired meanwhile
+                continue
+            entry = card.pop_pending(tx_id)
+            if entry is None:  # its transaction is still to come: learned when it is scored
+                continue
+            del card.early[tx_id]
+            out.snapshot_due |= self._learn(card, tx_id, int(held[0]), entry)
+            released += 1
+            dirty.add(key)
+            self._origin.setdefault(key, event)
+        self.telemetry.labels_released.inc(released)
+
+    def release_idle(self, partition: int) -> Outgoing:
+        """The partition's transactions have stopped: release every label held for it.
+
+        Called by the worker when the partition is caught up with its log end and has been
+        idle for ``label_idle_s``; its watermark moves to the newest held label.
+        """
+        out = Outgoing()
+        self._ensure_index()
+        newest = self.clock.newest_held(partition)
+        if newest is None or partition not in self._last_event:
+            return out
+        self.clock.advance(partition, newest)
+        dirty: set[bytes] = set()
+        self._release(self.clock.due(partition, newest), partition, out, dirty)
+        self._store(dirty)
+        self._flow(out)
+        self.telemetry.labels_held.set(self.clock.held())
+        return out
+
+    def _score_message(self, tx: Transaction, score: float, feats: list[float],
+                       rescored: bool = False) -> KeyValue:
         now = time.time()
         self.telemetry.observe_latency(max(0.0, now - tx.produced_at))
         body = {
@@ -285,6 +402,8 @@ class Processor:
             "worker": self.worker_id,
             "features": feats,
         }
+        if rescored:
+            body["rescored"] = True
         return (str(tx.tx_id).encode(), _dumps(body).encode())
 
     def _alert_message(self, tx: Transaction, score: float) -> KeyValue:
@@ -297,31 +416,91 @@ class Processor:
 
     # -- labels --------------------------------------------------------------------------
     def learn(self, records: list[Record]) -> Outgoing:
+        """Learn labels whose time has come; hold the others in their card's state.
+
+        A label is learned at once when its partition's transactions are already at or past
+        its ``known_at`` (a late label) and its transaction has been scored; otherwise it is
+        kept in ``CardState.early`` (changelog-backed) and indexed in ``self.clock`` until
+        ``score`` reaches its time. Fraud labels feed the terminal replica at once: the
+        terminal features only count frauds with ``known_at <= t``, so recording one early
+        is exact, and recording it late would not be.
+        """
         out = Outgoing()
-        labels: list[tuple[bytes, Label]] = []
+        labels: list[tuple[bytes, Label, int]] = []
+        last = self._last_event
         for record in records:
-            labels.extend(self._decode(record, decode_labels, "labels", out))
+            last.setdefault(record.partition, record.event)
+            labels.extend((key, label, record.partition)
+                          for key, label in self._decode(record, decode_labels, "labels", out))
         if not labels:
             return out
+        self._ensure_index()
         self.telemetry.labels_in.inc(len(labels))
         dirty: set[bytes] = set()
-        for key, label in labels:
+        clock = self.clock
+        for key, label, partition in labels:
             if label.fraud:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)
             card = self._card(key)
-            if label.tx_id in card.done:
+            if label.tx_id in card.done or label.tx_id in card.early:
                 self.telemetry.label_dupes.inc()
                 continue
-            entry = card.pop_pending(label.tx_id)
-            if entry is not None:
-                out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry)
+            if clock.is_late(partition, label.known_at):
+                entry = card.pop_pending(label.tx_id)
+                if entry is not None:
+                    self.telemetry.labels_late.inc()
+                    out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry)
+                    dirty.add(key)
+                    continue
+                self.telemetry.labels_early.inc()  # before its transaction
             else:
-                card.early[label.tx_id] = [label.fraud, label.known_at]
-                self.telemetry.labels_early.inc()
+                clock.hold(partition, label.known_at, label.tx_id, key)
+                if not card.seen(label.tx_id):
+                    self.telemetry.labels_early.inc()
+            card.early[label.tx_id] = [label.fraud, label.known_at]
             dirty.add(key)
         self._store(dirty)
+        self._flow(out)
+        self.telemetry.labels_held.set(clock.held())
         return out
+
+    # -- held labels: index rebuild and flow control -----------------------------------
+    def _ensure_index(self) -> None:
+        """Rebuild the held-label index from card state after partitions moved."""
+        partitions = self._rebuild
+        if partitions is None:
+            return
+        self._rebuild = None
+        found: dict[int, list[Held]] = {p: [] for p in partitions}
+        for key, raw in self._scan():
+            if not raw or not CardState.has_early(raw):
+                continue
+            partition = self._partition(key)
+            if partition not in found:
+                continue
+            card = self._cache.get(key) or CardState.from_bytes(raw)
+            self._cache[key] = card
+            found[partition].extend((known_at, tx, key) for tx, (_, known_at)
+                                    in card.early.items())
+        for partition, entries in found.items():
+            self.clock.rebuild(partition, entries)
+
+    def _scan(self) -> Any:
+        scan = getattr(self.cards, "scan", None)
+        return scan() if scan is not None else list(self.cards.items())
+
+    def _flow(self, out: Outgoing) -> None:
+        """Pause a labels partition holding more than ``hold_max`` labels; resume at half."""
+        clock, paused = self.clock, self.paused
+        for partition in clock.partitions():
+            if partition not in paused and clock.held(partition) > self.hold_max:
+                paused.add(partition)
+                out.pause.append(partition)
+        for partition in list(paused):
+            if clock.held(partition) <= self.hold_max // 2:
+                paused.discard(partition)
+                out.resume.append(partition)
 
     def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any) -> bool:
         card.mark_done(tx_id)

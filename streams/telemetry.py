@@ -38,6 +38,20 @@ class Telemetry:
                                    registry=r)
         self.labels_early = Counter("fraudstream_labels_early",
                                     "Labels that arrived before their transaction", registry=r)
+        self.labels_late = Counter("fraudstream_labels_late",
+                                   "Labels learned on arrival: the transactions were already "
+                                   "past their known_at", registry=r)
+        self.labels_released = Counter("fraudstream_labels_released",
+                                       "Held labels learned when the transactions reached "
+                                       "their known_at", registry=r)
+        self.labels_held = Gauge("fraudstream_labels_held",
+                                 "Labels waiting for the transactions' event time", registry=r)
+        self.labels_expired = Counter("fraudstream_labels_expired",
+                                      "Held labels dropped: their transaction never came",
+                                      registry=r)
+        self.rescored = Counter("fraudstream_transactions_rescored",
+                                "Re-read transactions whose first score was lost, scored again",
+                                registry=r)
         self.dlq = Counter("fraudstream_dlq", "Events sent to a dead-letter topic", ["topic"],
                            registry=r)
         self.alerts = Counter("fraudstream_alerts", "Alerts raised", registry=r)
@@ -111,6 +125,7 @@ class Telemetry:
             "lag": lag_total,
             "tx_total": tx,
             "learned": self.learned._value.get(),
+            "labels_held": self.labels_held._value.get(),
             "model_version": self.model_version._value.get(),
         }
         for key in ("p50_ms", "p99_ms"):

@@ -59,23 +59,30 @@ def test_redelivered_transaction_is_answered_not_counted_twice(proc: Processor) 
 
 def test_label_is_learned_once(proc: Processor) -> None:
     proc.score([tx_record(1)])
-    proc.learn([label_record(1, 1)])
-    proc.learn([label_record(1, 1)])
+    proc.learn([label_record(1, 1)])  # known a day later: held
+    proc.learn([label_record(1, 1)])  # repeated while held
+    proc.score([tx_record(2, ts=1e9 + DAY)])  # releases it
+    proc.learn([label_record(1, 1)])  # repeated after learning
     assert proc.telemetry.learned._value.get() == 1
-    assert proc.telemetry.label_dupes._value.get() == 1
+    assert proc.telemetry.label_dupes._value.get() == 2
     assert proc.runtime.learned == 1
 
 
-def test_label_before_its_transaction_is_learned_when_it_is_scored(proc: Processor) -> None:
+def test_label_before_its_transaction_waits_for_its_known_at(proc: Processor) -> None:
+    """An early label is not learned the moment its transaction arrives (that would be
+    learning with zero delay) but when the partition's transactions reach its known_at."""
     proc.learn([label_record(7, 1)])
     assert proc.telemetry.labels_early._value.get() == 1 and proc.runtime.learned == 0
     proc.score([tx_record(7)])
+    assert proc.runtime.learned == 0
+    proc.score([tx_record(8, ts=1e9 + DAY)])
     assert proc.runtime.learned == 1
 
 
 def test_snapshot_becomes_due_after_n_labels(proc: Processor) -> None:
     proc.score([tx_record(i, ts=1e9 + i) for i in range(3)])
-    out = proc.learn([label_record(i, i % 2, tx_ts=1e9 + i) for i in range(3)])
+    out = proc.learn([label_record(i, i % 2, tx_ts=1e9 + i, known_at=1e9 + i)
+                      for i in range(3)])  # late labels: learned at once
     assert out.snapshot_due
     proc.runtime.snapshot()
     assert proc.runtime.version == 1
@@ -128,7 +135,7 @@ def test_transaction_with_a_published_score_keeps_it(proc: Processor) -> None:
     assert proc.telemetry.tx_in._value.get() == 0
     assert proc.telemetry.replayed._value.get() == 1
     learned = proc.runtime.learned
-    proc.learn([label_record(1, 1)])
+    proc.learn([label_record(1, 1, known_at=1e9)])  # late: learned at once
     assert proc.runtime.learned == learned + 1
     assert proc.telemetry.tx_in._value.get() == 0
 
