@@ -3,9 +3,9 @@
 Why a budget: investigators check about ``k = 100`` cards per day, whatever the model's scores
 look like. A fixed threshold on an online model's scores is not a budget: the scores move as
 the model learns (and under-sampled models are not calibrated), so the same threshold can raise
-10 alerts one week and 1,000 the next. ``AlertBudget`` keeps the number of alerted cards per
-event-time day at or below the budget, and chooses its threshold so that the alerts arrive
-throughout the day instead of going to the first cards of the morning.
+a handful of alerts one week and far more than anyone can check the next. ``AlertBudget`` keeps
+the number of alerted cards per event-time day at or below the budget, and chooses its threshold
+so that the alerts arrive throughout the day instead of going to the first cards of the morning.
 
 The threshold method (``AlertBudget``)
 --------------------------------------
