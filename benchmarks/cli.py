@@ -1,7 +1,10 @@
-"""``fraudstream bench``: the pipeline benchmark and its report, one command.
+"""``fraudstream bench``: the pipeline benchmark and its report; ``bench parity``: pipeline
+accuracy against the offline evaluator on one file.
 
-Without ``--bootstrap`` a throwaway Apache Kafka broker is started for the run and stopped at
-the end, so a benchmark never competes with (or pollutes) a broker someone else is using.
+``fraudstream bench`` alone runs the full benchmark, as it always did: the group's callback is
+invoked without a sub-command and does the work only then. Without ``--bootstrap`` a throwaway
+Apache Kafka broker is started for the run and stopped at the end, so a benchmark never
+competes with (or pollutes) a broker someone else is using.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ def _broker(bootstrap: str | None) -> Iterator[str]:
 
 
 def bench(
+    ctx: typer.Context,
     quick: bool = typer.Option(False, "--quick", help="Small data for CI: checks that every "
                                "measurement runs and the report has every table and chart."),
     out: Path = typer.Option(None, "--out", help="Report directory (default reports/bench, "
@@ -40,7 +44,12 @@ def bench(
     keep_work: bool = typer.Option(False, "--keep-work", help="Keep the temporary work "
                                    "directory (worker logs, ground truth) for debugging."),
 ) -> None:
-    """Drain rates, latency, ceilings, scaling, throughput vs accuracy, drift: one report."""
+    """Drain rates, latency, ceilings, scaling, throughput vs accuracy, drift: one report.
+
+    With a sub-command (parity) only that runs.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from benchmarks.suite import run_bench
     from infra.settings import get_settings
 
@@ -59,6 +68,54 @@ def bench(
         raise FraudstreamError("report shape check failed: " + "; ".join(problems))
 
 
+def parity(
+    data: Path = typer.Option(..., "--data", help="Transactions file (CSV or Parquet) with "
+                              "fraud labels."),
+    preset: str = typer.Option(None, "--preset", help="Column layout, e.g. handbook."),
+    model: str = typer.Option("logreg", "--model", help="Model the workers and the offline "
+                              "evaluator run (see `fraudstream evaluate --help`)."),
+    envelope: int = typer.Option(1, "--envelope", help="Transactions per Kafka message; > 1 "
+                                 "runs the workers in envelope mode, else event mode."),
+    partitions: int = typer.Option(4, "--partitions", help="Partitions of the run's topics."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes (at most --partitions)."),
+    label_delay_days: float = typer.Option(None, "--label-delay-days", help="Every label is "
+                                           "known this many days after its transaction "
+                                           "(default: FRAUDSTREAM_LABEL_DELAY_DAYS, 7)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of "
+                                 "tables."),
+    keep_work: bool = typer.Option(False, "--keep-work", help="Keep the work directory "
+                                   "(worker logs, state) for debugging."),
+) -> None:
+    """Pipeline vs offline evaluator on one file: AUC, AP, CP@100 on the same rows.
+
+    The whole file (transactions and labels) is on the broker before the workers start; the
+    drain rate, CPU per transaction and peak memory of the workers are reported too.
+    """
+    import json
+
+    from benchmarks.parity import ParityArgs, jsonable, render, run_parity
+    from infra.settings import get_settings
+
+    settings = get_settings()
+    args = ParityArgs(data, preset, model, envelope, partitions, workers,
+                      settings.label_delay_days if label_delay_days is None else label_delay_days)
+    args.validate()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # workers and broker get stopped
+    result = run_parity(args, settings, log=lambda msg: typer.echo(msg, err=True),
+                        keep_work=keep_work)
+    if as_json:
+        print(json.dumps(jsonable(result)), flush=True)
+        return
+    from rich.console import Console
+
+    console = Console()
+    for table in render(result):
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Mount ``bench`` on the ``fraudstream`` app."""
-    app.command("bench")(bench)
+    """Mount ``bench`` (a group whose callback is the full benchmark) and ``bench parity``."""
+    group = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    group.callback(invoke_without_command=True)(bench)
+    group.command("parity")(parity)
+    app.add_typer(group, name="bench")
