@@ -65,6 +65,11 @@ LiveFrom = Annotated[
     typer.Option(help="Event date YYYY-MM-DD (UTC) from which --rate/--speedup applies; "
                       "earlier events are sent as fast as possible (a backfill)."),
 ]
+BackfillEnvelope = Annotated[
+    int | None,
+    typer.Option(min=1, max=2_000, help="With --live-from: pack the backfill N events per "
+                                        "message (a bulk load; default: --envelope)."),
+]
 BackfillDays = Annotated[
     int | None,
     typer.Option(min=0, help="With --live-from: send only the N days before it; earlier "
@@ -117,7 +122,7 @@ def _send(
     blocks: Iterable[pd.DataFrame], *, span: tuple[float, float], labels: bool,
     default_delay_s: float, envelope: int, max_wait_ms: float, speedup: float | None,
     rate: float | None, compression: str, bootstrap: str | None, progress: bool,
-    source: str, live_from: float | None = None,
+    source: str, live_from: float | None = None, backfill_envelope: int | None = None,
 ) -> None:
     """Shared body of ``produce`` and ``replay``: topics, producer, progress, summary."""
     from rich.console import Console
@@ -149,7 +154,7 @@ def _send(
     try:
         sender = Sender(
             producer, topics.transactions, topics.labels, envelope=envelope,
-            max_wait_s=max_wait_ms / 1000.0, pacer=pacer,
+            max_wait_s=max_wait_ms / 1000.0, pacer=pacer, backfill_envelope=backfill_envelope,
         )
         segments = timeline(blocks, labels=labels, default_delay_s=default_delay_s)
         with progress_bar(span, enabled=progress) as update:
@@ -202,6 +207,7 @@ def produce(
     max_wait_ms: MaxWait = 50.0, speedup: Speedup = None, rate: Rate = None,
     labels: Labels = True, compression: Compression = "none", bootstrap: Bootstrap = None,
     progress: ProgressOpt = True, live_from: LiveFrom = None, backfill_days: BackfillDays = None,
+    backfill_envelope: BackfillEnvelope = None,
 ) -> None:
     """Simulate transactions and send them, with their labels, to Kafka."""
     from producers.timeline import limit_blocks, skip_before
@@ -210,15 +216,20 @@ def produce(
                      feedback_days)
     first = sim.config.start_ts
     live_ts, send_from = _live_window(first, days, live_from, backfill_days)
+    if backfill_envelope is not None and live_ts is None:
+        raise typer.BadParameter("needs --live-from (where the backfill ends)",
+                                 param_hint="--backfill-envelope")
     span = (send_from or first, first + (days + feedback_days) * 86_400.0)
     source = f"simulator seed {seed}, {days} days, drift {drift or 'off'}"
     if send_from is not None:
         source += f", sent from {_day(send_from)} ({backfill_days} days of backfill)"
+    if backfill_envelope is not None:
+        source += f", backfill in envelopes of up to {backfill_envelope}"
     _send(
         limit_blocks(skip_before(sim.days(), send_from), max_tx), span=span, labels=labels,
         default_delay_s=feedback_days * 86_400.0, envelope=envelope, max_wait_ms=max_wait_ms,
         speedup=speedup, rate=rate, compression=compression, bootstrap=bootstrap,
-        progress=progress, source=source, live_from=live_ts,
+        progress=progress, source=source, live_from=live_ts, backfill_envelope=backfill_envelope,
     )
 
 

@@ -113,6 +113,10 @@ class Sender:
 
     ``envelope=1`` sends one message per event (the default); ``envelope=N`` packs up to N
     consecutive same-partition events per message, each buffer waiting at most ``max_wait_s``.
+    ``backfill_envelope`` (with a pacer's ``live_from``) packs the unpaced backfill differently:
+    a backfill is a bulk load, where envelopes multiply what the workers drain, while live
+    traffic may want one message per event for latency. The backfill's buffers are emitted
+    before the first live event, so every card's events stay in order across the switch.
     """
 
     def __init__(
@@ -123,23 +127,39 @@ class Sender:
         envelope: int = 1,
         max_wait_s: float = 0.05,
         pacer: Pacer | None = None,
+        backfill_envelope: int | None = None,
     ) -> None:
-        if not 1 <= envelope <= MAX_ENVELOPE:
-            raise FraudstreamError(f"--envelope must be between 1 and {MAX_ENVELOPE}")
+        for name, size in (("--envelope", envelope), ("--backfill-envelope", backfill_envelope)):
+            if size is not None and not 1 <= size <= MAX_ENVELOPE:
+                raise FraudstreamError(f"{name} must be between 1 and {MAX_ENVELOPE}")
         self.producer = producer
         self.tx_topic, self.label_topic = tx_topic, label_topic
         self.envelope, self.max_wait_s = envelope, max_wait_s
         self.pacer = pacer or Pacer()
+        if backfill_envelope is not None and self.pacer.live_from is None:
+            raise FraudstreamError("--backfill-envelope needs --live-from (where the backfill ends)")
         self.report = SendReport(per_topic={tx_topic: 0, label_topic: 0})
         self._n_tx_parts = self._partitions(tx_topic)
         self._n_label_parts = self._partitions(label_topic)
         self._keys: dict[int, tuple[bytes, int, int]] = {}
-        self._packers: dict[str, Packer] = {}
-        if envelope > 1:
-            self._packers[TRANSACTION] = Packer(
-                TRANSACTION, envelope, max_wait_s, self._emitter(tx_topic)
-            )
-            self._packers[LABEL] = Packer(LABEL, envelope, max_wait_s, self._emitter(label_topic))
+        self._live_packers = self._make_packers(envelope)
+        self._packers = self._live_packers  # the packers of the current phase
+        if backfill_envelope is not None and backfill_envelope != envelope:
+            self._packers = self._make_packers(backfill_envelope)
+
+    def _make_packers(self, size: int) -> dict[str, Packer]:
+        if size <= 1:
+            return {}
+        return {
+            TRANSACTION: Packer(TRANSACTION, size, self.max_wait_s, self._emitter(self.tx_topic)),
+            LABEL: Packer(LABEL, size, self.max_wait_s, self._emitter(self.label_topic)),
+        }
+
+    def _go_live(self) -> None:
+        """Emit the backfill's buffers, then pack (or not) the live way."""
+        for packer in self._packers.values():
+            packer.flush_all(time.time())
+        self._packers = self._live_packers
 
     def _partitions(self, topic: str) -> int:
         try:
@@ -211,6 +231,7 @@ class Sender:
         tx_topic, label_topic = self.tx_topic, self.label_topic
         tx_packer = self._packers.get(TRANSACTION)
         label_packer = self._packers.get(LABEL)
+        switch = self._packers is not self._live_packers  # backfill packs its own way
         monotonic, wall_clock, key_of, send = time.monotonic, time.time, self._key, self._send
         n_tx = n_labels = 0
         for segment in segments:
@@ -227,6 +248,11 @@ class Sender:
             for i, (kind, t, tx_id, ts, cust, term, amount, fraud) in rows:
                 if not unlimited:
                     due = pacer.due(t, n_tx)
+                    if switch and pacer.live:
+                        switch = False
+                        self._go_live()
+                        tx_packer = self._packers.get(TRANSACTION)
+                        label_packer = self._packers.get(LABEL)
                     if due > monotonic():
                         report.transactions, report.labels = n_tx, n_labels
                         self._wait(due, progress)

@@ -7,6 +7,7 @@ the backfill (transactions and their labels).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -97,6 +98,44 @@ def test_sender_sends_the_backfill_at_once_and_paces_the_rest() -> None:
     assert live_s == pytest.approx((n_live - 1) / rate, abs=0.25)
 
 
+def test_backfill_goes_in_envelopes_and_live_traffic_one_message_per_event() -> None:
+    frame = Simulator(WorldConfig(n_customers=100, n_terminals=200, n_days=3, seed=8)).frame()
+    live_from = float(frame["ts"].iloc[0]) // DAY * DAY + 2 * DAY
+    producer = RecordingProducer()
+    sender = Sender(producer, "tx", "lb", envelope=1, max_wait_s=10.0,
+                    pacer=Pacer(rate=5_000, live_from=live_from), backfill_envelope=50)
+    report = sender.send(timeline([frame], labels=True, default_delay_s=DAY))
+    events: list[dict] = []  # (topic, partition, body) in send order, envelopes unpacked
+    kinds = []
+    for topic, partition, _, value in producer.sent:
+        body = json.loads(value)
+        inner = body["events"] if body.get("type") == "envelope" else [body]
+        when = min(e["ts"] if topic == "tx" else e["known_at"] for e in inner)
+        kinds.append((body.get("type") == "envelope", when, topic))
+        events.extend({**e, "topic": topic, "partition": partition} for e in inner)
+    tx = [e for e in events if e["topic"] == "tx"]
+    assert sorted(e["tx_id"] for e in tx) == frame["tx_id"].tolist()  # each exactly once
+    assert report.transactions == len(frame)
+    tx_msgs = [(packed, ts) for packed, ts, topic in kinds if topic == "tx"]
+    assert all(packed for packed, ts in tx_msgs if ts < live_from), "backfill: envelopes"
+    assert all(not packed for packed, ts in tx_msgs if ts >= live_from), "live: one per event"
+    assert sum(packed for packed, _ in tx_msgs) < len(frame[frame["ts"] < live_from]) / 10
+    label_msgs = [(packed, t) for packed, t, topic in kinds if topic == "lb"]
+    assert all(packed for packed, t in label_msgs if t < live_from)
+    assert any(not packed for packed, t in label_msgs if t >= live_from)
+    by_card: dict[int, list[float]] = {}
+    for e in tx:
+        by_card.setdefault(e["customer_id"], []).append(e["ts"])
+    assert all(ts == sorted(ts) for ts in by_card.values()), "per-card order kept"
+
+
+def test_backfill_envelope_needs_a_live_start() -> None:
+    from fraudstream.errors import FraudstreamError
+
+    with pytest.raises(FraudstreamError, match="needs --live-from"):
+        Sender(RecordingProducer(), "tx", "lb", pacer=Pacer(rate=5), backfill_envelope=10)
+
+
 def test_skipped_days_send_neither_transactions_nor_their_labels() -> None:
     sim = Simulator(WorldConfig(n_customers=80, n_terminals=160, n_days=5, seed=2))
     whole = sim.frame()
@@ -117,6 +156,7 @@ def test_skipped_days_send_neither_transactions_nor_their_labels() -> None:
     (["--live-from", "2018-04-05", "--backfill-days", "9", "--rate", "5"], "at most 4 days"),
     (["--live-from", "2018-04-05"], "needs a pace"),
     (["--live-from", "5 April", "--rate", "5"], "is not YYYY-MM-DD"),
+    (["--backfill-envelope", "100", "--rate", "5"], "needs --live-from"),
 ])
 def test_bad_backfill_arguments_give_one_line(args: list[str], message: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
