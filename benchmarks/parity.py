@@ -198,6 +198,8 @@ def result_dict(args: ParityArgs, parity: parity_eval.Parity, drained: parity_ru
         "duplicate_scores": drained.duplicates,
         "score_max_abs_diff": parity.score_max_abs_diff,
         "feature_max_abs_diff": parity.feature_max_abs_diff,
+        "feature_diff_share": parity.feature_diff_share,
+        "feature_worst": parity.feature_worst,
         "data": str(args.data),
     }
 
@@ -242,7 +244,9 @@ def render(result: dict[str, Any]) -> list[Any]:
         ("start-up to first score, s", f(result["startup_s"], ".1f")),
         ("drain, s", f(result["drain_s"], ".1f")),
         ("largest |score diff| on evaluated rows", f(result["score_max_abs_diff"], ".2e")),
-        ("largest |feature diff| on evaluated rows", f(result["feature_max_abs_diff"], ".2e")),
+        ("largest |feature diff| on evaluated rows", f(result["feature_max_abs_diff"], ".2e")
+         + (f" ({result['feature_worst']})" if result["feature_worst"] else "")),
+        ("evaluated rows with a feature diff > 1e-9", f(result["feature_diff_share"], ".1%")),
     ):
         cost.add_row(name, value)
     return [acc, cost]

@@ -32,11 +32,12 @@ from models.evaluate import (
     evaluate_prequential,
     handbook_test_mask,
 )
-from models.features import DAY
+from models.features import DAY, FEATURE_NAMES
 from models.metrics import Scores, score_all
 
 PREQUENTIAL_DAYS = 7
 HANDBOOK_SPAN_DAYS = 21  # train week, gap week, test week
+FEATURE_TOLERANCE = 1e-9  # the skew tests' bound between worker and offline features
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class Parity:
     offline: Scores
     score_max_abs_diff: float  # largest |pipeline - offline| score on an evaluated row
     feature_max_abs_diff: float | None  # same for the 15 features, when the scores carry them
+    feature_diff_share: float | None = None  # evaluated rows with any feature off by > 1e-9
+    feature_worst: str | None = None  # the feature with the largest difference
 
     def diff(self) -> dict[str, float]:
         """Pipeline minus offline, per metric."""
@@ -167,9 +170,16 @@ def compare(data: Prepared, protocol: Protocol, pipeline: np.ndarray, offline: n
     def metrics(s: np.ndarray) -> Scores:
         return score_all(data.ts[rows], data.customer_id[rows], data.fraud[rows], s[rows])
 
-    feature_diff = None
+    parity = Parity(protocol, metrics(pipeline), metrics(offline),
+                    float(np.max(np.abs(pipeline[rows] - offline[rows]), initial=0.0)), None)
     if features is not None and not np.isnan(features[rows]).all():
-        feature_diff = float(np.nanmax(np.abs(features[rows] - data.X[rows])))
-    return Parity(protocol, metrics(pipeline), metrics(offline),
-                  float(np.max(np.abs(pipeline[rows] - offline[rows]), initial=0.0)),
-                  feature_diff)
+        # which inputs differ tells a learning-order gap (features equal, scores not) from a
+        # state gap (features differ: e.g. terminal windows read before another partition
+        # caught up in event time)
+        off = np.abs(features[rows] - data.X[rows])
+        per_feature = np.nanmax(off, axis=0)
+        parity.feature_max_abs_diff = float(per_feature.max())
+        parity.feature_diff_share = float(np.mean(np.nanmax(off, axis=1) > FEATURE_TOLERANCE))
+        if parity.feature_max_abs_diff > FEATURE_TOLERANCE:
+            parity.feature_worst = FEATURE_NAMES[int(np.argmax(per_feature))]
+    return parity

@@ -34,7 +34,7 @@ from benchmarks.parity_run import Drain
 from benchmarks.procstat import cpu_seconds, descendants, peak_rss_bytes
 from fraudstream.errors import FraudstreamError
 from models.evaluate import Prepared, handbook_test_mask
-from models.features import DAY
+from models.features import DAY, FEATURE_NAMES
 from models.metrics import score_all
 
 HANDBOOK_START = datetime(2018, 7, 25, tzinfo=UTC).timestamp()
@@ -100,6 +100,13 @@ def test_same_scores_give_zero_differences_on_exactly_the_protocol_rows() -> Non
     assert parity.offline.ap == pytest.approx(expected.ap)
     assert parity.pipeline.n == p.n and parity.offline.n == p.n
     assert parity.score_max_abs_diff == 0.0 and parity.feature_max_abs_diff == 0.0
+    assert parity.feature_diff_share == 0.0 and parity.feature_worst is None
+    features[np.flatnonzero(p.mask)[:2], 4] += 3.0  # two evaluated rows, one input
+    features[np.flatnonzero(~p.mask)[:5], 2] += 9.0  # not evaluated: not counted
+    parity = compare(data, p, pipeline, offline, features)
+    assert parity.feature_max_abs_diff == pytest.approx(3.0)
+    assert parity.feature_diff_share == pytest.approx(2 / p.n)
+    assert parity.feature_worst == FEATURE_NAMES[4]
 
 
 def test_a_worse_pipeline_shows_as_a_negative_difference() -> None:
