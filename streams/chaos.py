@@ -770,12 +770,19 @@ def feature_mismatches(
 
 def run_worker_crash(
     base: Settings, work_dir: Path, n_tx: int = 200_000, kills: int = 5, seed: int = 11,
-    rate: float | None = None,
+    rate: float | None = None, restart_delay_s: float = 0.0,
 ) -> Report:
-    """SIGKILL the worker ``kills`` times during a run; restart it on the same state each time."""
+    """SIGKILL the worker ``kills`` times during a run; restart it on the same state each time.
+
+    ``restart_delay_s`` keeps the worker down that long after each kill while the producer
+    goes on: the labels of the transactions it was scoring are then already on Kafka when it
+    comes back, ahead of the re-read (the case where, before labels were held in event time,
+    a re-read transaction found its row learned and dropped and was answered with nothing).
+    """
     from infra.topics import ensure_topics
 
-    report = Report(f"worker crash ({kills} x SIGKILL)")
+    report = Report(f"worker crash ({kills} x SIGKILL"
+                    + (f", restarted after {restart_delay_s:.0f} s)" if restart_delay_s else ")"))
     started = time.monotonic()
     settings = scenario_settings(base, work_dir, "crash", snapshot_every_labels=1000)
     ensure_topics(settings)
@@ -808,6 +815,7 @@ def run_worker_crash(
                 before = worker.stats()["totals"]
             worker.kill()
             kill_log.append({"at_s": round(time.monotonic() - t0, 1), **before})
+            time.sleep(restart_delay_s)
             worker = new_worker().start()
             worker.wait_ready(180)
         producer.wait(timeout=max(600.0, 4 * produce_s))
@@ -840,6 +848,8 @@ def run_worker_crash(
         "duplicate copies identical": duplicates_consistent,
         "replayed (last incarnation)": int(metric(metrics,
                                                    "fraudstream_transactions_replayed_total")),
+        "rescored (last incarnation)": int(metric(metrics,
+                                                   "fraudstream_transactions_rescored_total")),
         "labels sent": labels_sent,
         "labels never learned": len(unlearned),
         "unlearned label tx ids (first 10)": unlearned[:10],
@@ -870,7 +880,9 @@ def run_worker_crash(
 
 
 def _wait_labels_settled(worker: WorkerProcess, quiet_s: float = 4.0, max_s: float = 120) -> None:
-    """Until the worker's lag is zero and its learned count stops moving for ``quiet_s``."""
+    """Until the worker's lag is zero, no label is held for a later event time, and its
+    learned count stops moving for ``quiet_s`` (held labels of the stream's last days are
+    released once its partitions are idle: ``FRAUDSTREAM_LABEL_IDLE_S``)."""
     deadline = time.monotonic() + max_s
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -878,10 +890,11 @@ def _wait_labels_settled(worker: WorkerProcess, quiet_s: float = 4.0, max_s: flo
             text = worker.get("/metrics").decode()
             series = worker.stats()["series"]  # its lag sums every partition (the gauge does not)
             now = (metric(text, "fraudstream_labels_learned_total"),
-                   series[-1]["lag"] if series else 1.0)
+                   series[-1]["lag"] if series else 1.0,
+                   metric(text, "fraudstream_labels_held"))
             if now != last:
                 last, since = now, time.monotonic()
-            elif now[1] == 0 and time.monotonic() - since >= quiet_s:
+            elif now[1] == 0 and now[2] == 0 and time.monotonic() - since >= quiet_s:
                 return
         time.sleep(0.5)
 

@@ -56,3 +56,24 @@ def test_five_sigkills_learn_nothing_twice_and_recover_card_state(crash_report: 
 def test_five_sigkills_lose_no_transaction(crash_report: Report) -> None:
     assert crash_report.figures["transactions lost"] == 0, crash_report.figures[
         "lost tx ids (first 10)"]
+
+
+@pytest.fixture(scope="module")
+def slow_restart_report(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Report:
+    """Two kills, each followed by 15 s down while the producer goes on (about a week of the
+    small world's event time at this rate): the labels of the transactions in flight at the
+    kill are on Kafka before the worker re-reads those transactions."""
+    base = Settings().with_bootstrap(kafka_bootstrap)
+    report = run_worker_crash(base, tmp_path_factory.mktemp("slow"), n_tx=10_000, kills=2,
+                              seed=23, rate=400.0, restart_delay_s=15.0)
+    print("\n".join(report.lines()))
+    return report
+
+
+def test_labels_waiting_through_a_slow_restart_lose_nothing(slow_restart_report: Report) -> None:
+    figures = slow_restart_report.figures
+    assert figures["transactions lost"] == 0, figures["lost tx ids (first 10)"]
+    assert figures["labels never learned"] == 0, figures["unlearned label tx ids (first 10)"]
+    assert figures["labels learned twice by one incarnation"] == 0
+    assert figures["labels twice in final model"] == 0
+    assert not slow_restart_report.problems, slow_restart_report.problems
