@@ -75,12 +75,21 @@ def demo(
     out: Path = typer.Option(Path("reports/demo"), help="Where the report goes."),
     web_port: int = typer.Option(6066, min=1, max=65535, help="Dashboard port."),
     envelope: int = typer.Option(1, min=1, max=1000, help="Transactions per Kafka message."),
+    backfill_days: int = typer.Option(
+        37, min=0, max=120, help="Days of history sent unpaced before the live traffic (card and "
+                                 "terminal state; 37 = label delay + the 30-day windows)."),
+    backfill_envelope: int = typer.Option(
+        200, min=1, max=2000, help="Events per Kafka message during the backfill (a bulk load)."),
 ) -> None:
-    """Broker + topics + worker + producer for a while, then a report with charts."""
+    """Train offline, warm-start a worker, backfill, then live traffic; a report with charts."""
+    from models.catalog import is_online
     from streams.demo import run_demo
 
     settings = settings_for(model, mode, web_port)
-    run_demo(settings, duration_s=duration, rate=rate, out_dir=out, envelope=envelope)
+    if not is_online(settings.model):
+        raise FraudstreamError(f"the demo trains an online model offline, not {settings.model!r}")
+    run_demo(settings, duration_s=duration, rate=rate, out_dir=out, envelope=envelope,
+             backfill_days=backfill_days, backfill_envelope=backfill_envelope)
 
 
 def trainer(
