@@ -23,6 +23,7 @@ from faust.types import EventT
 
 from infra.settings import Settings
 from models.registry import Registry
+from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
@@ -112,6 +113,8 @@ class FraudApp:
             self.card_table, self.replica, self.runtime, self.telemetry,
             alert_threshold=settings.alert_threshold, worker_id=worker_id,
             partitions=settings.topics.partitions, hold_max=settings.label_hold_max,
+            alert_policy=make_alert_policy(settings.alert_policy, settings.alert_budget,
+                                           settings.alert_threshold),
         )
         self.processor.bind_event = _bind_event
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
@@ -259,6 +262,7 @@ class FraudApp:
 
         @app.timer(1.0)
         async def sample_telemetry() -> None:
+            self.telemetry.alert_threshold.set(self.processor.alert_policy.threshold)
             self.telemetry.sample(self.consumer_lag())
 
         @app.timer(HEARTBEAT_EVERY_S)
@@ -294,8 +298,10 @@ class FraudApp:
         async def on_assigned(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             # the held-label index is rebuilt from the cards of these partitions
             assigned = args[0] if args else kwargs.get("assigned", set())
-            self.processor.invalidate({tp.partition for tp in assigned
-                                       if tp.topic == t.transactions})
+            mine = {tp.partition for tp in assigned if tp.topic == t.transactions}
+            self.processor.invalidate(mine)
+            if mine:  # the daily alert budget is shared by the partitions' owners
+                self.processor.alert_policy.set_share(len(mine) / t.partitions)
 
         from streams.web import register_views
 

@@ -15,9 +15,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from models.explain import FeatureMean, reasons
 from models.features import customer_features, customer_window_features, time_features
 from producers.events import InvalidEvent, Label, Transaction, decode_labels, decode_transactions
 from producers.sender import murmur2_partition
+from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
@@ -101,6 +103,7 @@ class Processor:
         worker_id: str = "w0",
         partitions: int = 4,
         hold_max: int = 50_000,
+        alert_policy: AlertPolicy | None = None,
     ) -> None:
         self.cards = cards
         self.partitions = partitions
@@ -108,7 +111,10 @@ class Processor:
         self.replica = replica
         self.runtime = runtime
         self.telemetry = telemetry
-        self.alert_threshold = alert_threshold
+        self.alert_policy: AlertPolicy = alert_policy or FixedThreshold(alert_threshold)
+        """Which scores alert (``streams.alert_policy``: a daily budget of cards, or a fixed
+        threshold); ``alert_threshold`` is only used when no policy is given."""
+        self._feature_mean = FeatureMean()  # occlusion reference for models that keep none
         self.worker_id = worker_id
         self._cache: dict[bytes, CardState] = {}
         self._origin: dict[bytes, Any] = {}
@@ -341,8 +347,10 @@ class Processor:
 
     def _maybe_alert(self, tx: Transaction, score: float, feats: list[float],
                      out: Outgoing) -> None:
-        if score >= self.alert_threshold:
-            out.alerts.append(self._alert_message(tx, score))
+        """Ask the policy about every score (a budget learns its threshold from all cards'
+        daily maxima); an alert carries the score's top 3 reasons (``models.explain``)."""
+        if self.alert_policy.decide(tx.customer_id, tx.ts, score):
+            out.alerts.append(self._alert_message(tx, score, feats))
 
     def _release(self, due: list[Held], partition: int, out: Outgoing,
                  dirty: set[bytes]) -> None:
@@ -406,11 +414,18 @@ class Processor:
             body["rescored"] = True
         return (str(tx.tx_id).encode(), _dumps(body).encode())
 
-    def _alert_message(self, tx: Transaction, score: float) -> KeyValue:
+    def _alert_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
+        mean = self._feature_mean
+        try:
+            why = reasons(self.runtime.model, feats,
+                          reference=mean.values if mean.n else None)
+        except ValueError:  # a tree with no reference yet (no label learned)
+            why = []
         body = {
             "v": 1, "tx_id": tx.tx_id, "customer_id": tx.customer_id,
             "terminal_id": tx.terminal_id, "amount": tx.amount, "ts": tx.ts, "score": score,
-            "threshold": self.alert_threshold, "model": self.runtime.label,
+            "threshold": self.alert_policy.threshold, "model": self.runtime.label,
+            "reasons": why,
         }
         return (str(tx.customer_id).encode(), _dumps(body).encode())
 
@@ -504,6 +519,7 @@ class Processor:
 
     def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any) -> bool:
         card.mark_done(tx_id)
+        self._feature_mean.update(entry.features)
         self.telemetry.observe_label(entry.score, fraud)  # rolling AUC/AP, in every mode
         if self.runtime.learn_enabled:
             self.telemetry.learned.inc()

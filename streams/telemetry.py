@@ -55,6 +55,8 @@ class Telemetry:
         self.dlq = Counter("fraudstream_dlq", "Events sent to a dead-letter topic", ["topic"],
                            registry=r)
         self.alerts = Counter("fraudstream_alerts", "Alerts raised", registry=r)
+        self.alert_threshold = Gauge("fraudstream_alert_threshold",
+                                     "Score from which an alert is raised today", registry=r)
         self.latency = Histogram("fraudstream_e2e_latency_seconds",
                                  "produced_at to score sent", buckets=LATENCY_BUCKETS, registry=r)
         self.model_version = Gauge("fraudstream_model_version", "Model snapshot version",

@@ -10,6 +10,7 @@ import pytest
 
 from models.registry import Registry
 from producers.events import Label, Transaction, encode_label, encode_transaction
+from streams.alert_policy import FixedThreshold
 from streams.model_runtime import ModelRuntime
 from streams.processor import Processor, Record
 from streams.telemetry import Telemetry
@@ -150,7 +151,7 @@ def test_recognised_transaction_with_a_published_score_is_not_sent_again(
 
 
 def test_replayed_transaction_above_threshold_repeats_its_alert(proc: Processor) -> None:
-    proc.alert_threshold = 0.0  # every score alerts
+    proc.alert_policy = FixedThreshold(0.0)  # every score alerts
     assert len(proc.score([tx_record(1)]).alerts) == 1
     assert len(proc.score([tx_record(1)]).alerts) == 1  # an alert may repeat, never vanish
 
@@ -162,3 +163,16 @@ def test_published_scores_are_dropped_once_the_reread_is_past(proc: Processor) -
     assert out.scores == [] and proc._card(b"1").scored(1).score == 0.25
     assert proc.published == {}
     assert len(proc.score([tx_record(9, ts=1e9 + 5, offset=2)]).scores) == 1  # new: scored
+
+
+def test_alert_carries_its_policy_threshold_and_three_reasons(proc: Processor) -> None:
+    from models.features import FEATURE_NAMES
+    from streams.alert_policy import AlertBudget
+
+    proc.alert_policy = AlertBudget(budget_per_day=1, initial_threshold=0.0)
+    out = proc.score([tx_record(1, customer=1), tx_record(2, customer=2, ts=1e9 + 5)])
+    assert len(out.alerts) == 1  # a budget of one card a day
+    body = json.loads(out.alerts[0][1])
+    assert body["threshold"] == 0.0 and body["customer_id"] == 1
+    assert len(body["reasons"]) == 3
+    assert {r["feature"] for r in body["reasons"]} <= set(FEATURE_NAMES)
