@@ -34,6 +34,9 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
             "labels": t.labels_in._value.get(),
             "learned": t.learned._value.get(),
             "alerts": t.alerts._value.get(),
+            "labels_held": t.labels_held._value.get(),
+            "rescored": t.rescored._value.get(),
+            "alert_threshold": t.alert_threshold._value.get(),
         },
     }
 
