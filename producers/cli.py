@@ -7,10 +7,10 @@ nothing a user types should end in a traceback.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -70,6 +70,12 @@ BackfillEnvelope = Annotated[
     typer.Option(min=1, max=2_000, help="With --live-from: pack the backfill N events per "
                                         "message (a bulk load; default: --envelope)."),
 ]
+WaitForGroup = Annotated[
+    str | None,
+    typer.Option(help="With --live-from: before the first live event, wait until this consumer "
+                      "group (the workers' FRAUDSTREAM_APP_ID) has consumed the backfill."),
+]
+WaitMax = Annotated[float, typer.Option(min=0, help="Longest wait for --wait-for-group, seconds.")]
 BackfillDays = Annotated[
     int | None,
     typer.Option(min=0, help="With --live-from: send only the N days before it; earlier "
@@ -123,6 +129,7 @@ def _send(
     default_delay_s: float, envelope: int, max_wait_ms: float, speedup: float | None,
     rate: float | None, compression: str, bootstrap: str | None, progress: bool,
     source: str, live_from: float | None = None, backfill_envelope: int | None = None,
+    wait_group: str | None = None, wait_max_s: float = 600.0,
 ) -> None:
     """Shared body of ``produce`` and ``replay``: topics, producer, progress, summary."""
     from rich.console import Console
@@ -155,6 +162,7 @@ def _send(
         sender = Sender(
             producer, topics.transactions, topics.labels, envelope=envelope,
             max_wait_s=max_wait_ms / 1000.0, pacer=pacer, backfill_envelope=backfill_envelope,
+            before_live=_catch_up(settings, wait_group, wait_max_s, console) if wait_group else None,
         )
         segments = timeline(blocks, labels=labels, default_delay_s=default_delay_s)
         with progress_bar(span, enabled=progress) as update:
@@ -166,6 +174,22 @@ def _send(
         raise FraudstreamError(
             f"{report.failed} messages failed to send (first: {report.first_error})"
         )
+
+
+def _catch_up(settings: Settings, group: str, max_s: float, console: Any) -> Callable[[], None]:
+    """The wait between backfill and live (``producers.catchup``), saying what it does."""
+
+    def wait() -> None:
+        from producers.catchup import wait_for_group
+
+        console.print(f"backfill sent; waiting for consumer group {group!r} to consume it "
+                      f"(at most {max_s:g} s)")
+        done = wait_for_group(settings.kafka.kafka_python_kwargs(), group,
+                              settings.topics.transactions, max_s)
+        left = f", {done.behind:,} messages still unconsumed" if done.behind else ""
+        console.print(f"going live after waiting {done.waited_s:.1f} s{left}")
+
+    return wait
 
 
 def simulate(
@@ -207,7 +231,8 @@ def produce(
     max_wait_ms: MaxWait = 50.0, speedup: Speedup = None, rate: Rate = None,
     labels: Labels = True, compression: Compression = "none", bootstrap: Bootstrap = None,
     progress: ProgressOpt = True, live_from: LiveFrom = None, backfill_days: BackfillDays = None,
-    backfill_envelope: BackfillEnvelope = None,
+    backfill_envelope: BackfillEnvelope = None, wait_for_group: WaitForGroup = None,
+    wait_max_s: WaitMax = 600.0,
 ) -> None:
     """Simulate transactions and send them, with their labels, to Kafka."""
     from producers.timeline import limit_blocks, skip_before
@@ -216,9 +241,11 @@ def produce(
                      feedback_days)
     first = sim.config.start_ts
     live_ts, send_from = _live_window(first, days, live_from, backfill_days)
-    if backfill_envelope is not None and live_ts is None:
-        raise typer.BadParameter("needs --live-from (where the backfill ends)",
-                                 param_hint="--backfill-envelope")
+    for hint, value in (("--backfill-envelope", backfill_envelope),
+                        ("--wait-for-group", wait_for_group)):
+        if value is not None and live_ts is None:
+            raise typer.BadParameter("needs --live-from (where the backfill ends)",
+                                     param_hint=hint)
     span = (send_from or first, first + (days + feedback_days) * 86_400.0)
     source = f"simulator seed {seed}, {days} days, drift {drift or 'off'}"
     if send_from is not None:
@@ -230,6 +257,7 @@ def produce(
         default_delay_s=feedback_days * 86_400.0, envelope=envelope, max_wait_ms=max_wait_ms,
         speedup=speedup, rate=rate, compression=compression, bootstrap=bootstrap,
         progress=progress, source=source, live_from=live_ts, backfill_envelope=backfill_envelope,
+        wait_group=wait_for_group, wait_max_s=wait_max_s,
     )
 
 

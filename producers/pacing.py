@@ -53,11 +53,6 @@ class Pacer:
         """Transactions sent before the first live event."""
 
     @property
-    def live(self) -> bool:
-        """True once an event at or after ``live_from`` was paced (always without it)."""
-        return self._live
-
-    @property
     def unlimited(self) -> bool:
         return self.speedup is None and self.rate is None
 

@@ -117,6 +117,9 @@ class Sender:
     a backfill is a bulk load, where envelopes multiply what the workers drain, while live
     traffic may want one message per event for latency. The backfill's buffers are emitted
     before the first live event, so every card's events stay in order across the switch.
+    ``before_live`` runs once between the backfill (flushed to the broker first) and the
+    first live event, e.g. to wait until the workers have consumed the backfill; the live
+    pace starts after it returns.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class Sender:
         max_wait_s: float = 0.05,
         pacer: Pacer | None = None,
         backfill_envelope: int | None = None,
+        before_live: Callable[[], None] | None = None,
     ) -> None:
         for name, size in (("--envelope", envelope), ("--backfill-envelope", backfill_envelope)):
             if size is not None and not 1 <= size <= MAX_ENVELOPE:
@@ -138,6 +142,7 @@ class Sender:
         self.pacer = pacer or Pacer()
         if backfill_envelope is not None and self.pacer.live_from is None:
             raise FraudstreamError("--backfill-envelope needs --live-from (where the backfill ends)")
+        self.before_live = before_live
         self.report = SendReport(per_topic={tx_topic: 0, label_topic: 0})
         self._n_tx_parts = self._partitions(tx_topic)
         self._n_label_parts = self._partitions(label_topic)
@@ -156,10 +161,13 @@ class Sender:
         }
 
     def _go_live(self) -> None:
-        """Emit the backfill's buffers, then pack (or not) the live way."""
+        """Emit the backfill's buffers, then pack (or not) the live way; ``before_live``."""
         for packer in self._packers.values():
             packer.flush_all(time.time())
         self._packers = self._live_packers
+        if self.before_live is not None:
+            self.flush()  # the whole backfill on the broker before anyone waits for it
+            self.before_live()
 
     def _partitions(self, topic: str) -> int:
         try:
@@ -231,7 +239,8 @@ class Sender:
         tx_topic, label_topic = self.tx_topic, self.label_topic
         tx_packer = self._packers.get(TRANSACTION)
         label_packer = self._packers.get(LABEL)
-        switch = self._packers is not self._live_packers  # backfill packs its own way
+        live_from = pacer.live_from
+        switch = live_from is not None  # a backfill first: go live at its end
         monotonic, wall_clock, key_of, send = time.monotonic, time.time, self._key, self._send
         n_tx = n_labels = 0
         for segment in segments:
@@ -247,12 +256,13 @@ class Sender:
             rows = enumerate(zip(*cols, strict=True))
             for i, (kind, t, tx_id, ts, cust, term, amount, fraud) in rows:
                 if not unlimited:
-                    due = pacer.due(t, n_tx)
-                    if switch and pacer.live:
+                    if switch and t >= live_from:  # type: ignore[operator]
                         switch = False
+                        report.transactions, report.labels = n_tx, n_labels
                         self._go_live()
                         tx_packer = self._packers.get(TRANSACTION)
                         label_packer = self._packers.get(LABEL)
+                    due = pacer.due(t, n_tx)  # after _go_live: the live pace starts now
                     if due > monotonic():
                         report.transactions, report.labels = n_tx, n_labels
                         self._wait(due, progress)

@@ -129,6 +129,68 @@ def test_backfill_goes_in_envelopes_and_live_traffic_one_message_per_event() -> 
     assert all(ts == sorted(ts) for ts in by_card.values()), "per-card order kept"
 
 
+def test_before_live_runs_once_after_the_backfill_is_flushed_and_delays_the_live_pace() -> None:
+    frame = Simulator(WorldConfig(n_customers=100, n_terminals=200, n_days=3, seed=8)).frame()
+    live_from = float(frame["ts"].iloc[0]) // DAY * DAY + 2 * DAY
+    n_live = int((frame["ts"] >= live_from).sum())
+    producer = RecordingProducer()
+    calls: list[tuple[int, int, float]] = []  # (messages sent, flushes, monotonic time)
+
+    def before_live() -> None:
+        calls.append((len(producer.sent), producer.flushed, time.monotonic()))
+        time.sleep(0.4)  # the workers need a while to consume the backfill
+
+    pacer = Pacer(rate=1_000, live_from=live_from)
+    sender = Sender(producer, "tx", "lb", envelope=1, pacer=pacer, backfill_envelope=100,
+                    before_live=before_live)
+    started = time.monotonic()
+    sender.send(timeline([frame], labels=False))
+    assert len(calls) == 1
+    sent_before, flushes, called_at = calls[0]
+    backfill_msgs = producer.sent[:sent_before]
+    assert all(json.loads(v)["type"] == "envelope" for *_, v in backfill_msgs)
+    assert sum(len(json.loads(v)["events"]) for *_, v in backfill_msgs) == len(frame) - n_live
+    assert flushes == 1, "the backfill is flushed to the broker before the wait"
+    assert pacer.live_started_at is not None and pacer.live_started_at >= called_at + 0.4
+    live_s = time.monotonic() - pacer.live_started_at
+    assert live_s == pytest.approx((n_live - 1) / 1_000, abs=0.25)  # paced after the wait
+    assert time.monotonic() - started >= 0.4
+
+
+def test_waiting_for_a_group_polls_until_its_commits_reach_the_end() -> None:
+    from producers.catchup import behind, wait_until_consumed
+
+    class Offsets:
+        def __init__(self) -> None:
+            self.commits = [{0: None, 1: None}, {0: 40, 1: 10}, {0: 100, 1: 60}]
+            self.calls = 0
+
+        def end_offsets(self, partitions: list[int]) -> dict[int, int]:
+            return {0: 100, 1: 60}
+
+        def committed(self, partition: int) -> int | None:
+            step = self.commits[min(self.calls // 2, len(self.commits) - 1)]
+            self.calls += 1
+            return step[partition]
+
+    clock = FakeClock(0.0)
+    seen: list[int] = []
+
+    def sleep(s: float) -> None:
+        clock.now += s
+
+    done = wait_until_consumed(Offsets(), [0, 1], max_s=30, poll_s=0.5, on_poll=seen.append,
+                               clock=clock, sleep=sleep)
+    assert seen == [160, 110, 0]
+    assert done.behind == 0 and done.waited_s == pytest.approx(1.0)
+    stuck = Offsets()
+    stuck.commits = [{0: 5, 1: 0}]
+    clock.now = 0.0
+    done = wait_until_consumed(stuck, [0, 1], max_s=2, poll_s=0.5, clock=clock, sleep=sleep)
+    assert done.behind == 155 and done.waited_s == pytest.approx(2.0)
+    assert behind(Offsets(), [0, 1], {0: 3, 1: 0}) == 3
+
+
 def test_backfill_envelope_needs_a_live_start() -> None:
     from fraudstream.errors import FraudstreamError
 
@@ -157,6 +219,7 @@ def test_skipped_days_send_neither_transactions_nor_their_labels() -> None:
     (["--live-from", "2018-04-05"], "needs a pace"),
     (["--live-from", "5 April", "--rate", "5"], "is not YYYY-MM-DD"),
     (["--backfill-envelope", "100", "--rate", "5"], "needs --live-from"),
+    (["--wait-for-group", "fraudstream", "--rate", "5"], "needs --live-from"),
 ])
 def test_bad_backfill_arguments_give_one_line(args: list[str], message: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
