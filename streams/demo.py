@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -72,10 +73,19 @@ def _run_topics(settings: Settings) -> Settings:
     return settings.model_copy(update={"topics": topics, "app_id": f"fraudstream-demo-{run}"})
 
 
-def _progress_table(stats: dict, elapsed: float, duration: float, url: str) -> Table:
+def _phase(producer_log: Path) -> str:
+    """Backfill or live, from what the producer says at the switch (``produce --wait-for-group``)."""
+    with contextlib.suppress(OSError):
+        if "going live" in producer_log.read_text(errors="replace"):
+            return "live"
+    return "backfill"
+
+
+def _progress_table(stats: dict, elapsed: float, duration: float, url: str,
+                    phase: str = "") -> Table:
     last = stats["series"][-1] if stats.get("series") else {}
-    table = Table(title=f"fraudstream demo · {elapsed:.0f}/{duration:.0f} s · dashboard {url}",
-                  title_justify="left")
+    table = Table(title=f"fraudstream demo · {phase} · {elapsed:.0f}/{duration:.0f} s · "
+                        f"dashboard {url}", title_justify="left")
     for col in ("scored", "tx/s", "p50 ms", "p99 ms", "labels learned", "rolling AUC",
                 "rolling AP", "alerts", "lag", "model"):
         table.add_column(col, justify="right")
@@ -146,7 +156,8 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
             producer = subprocess.Popen(
                 [*FRAUDSTREAM, "produce", "--no-progress", "--rate", str(rate),
                  "--envelope", str(envelope), *plan.produce_args(),
-                 *(["--backfill-envelope", str(backfill_envelope)] if backfill_envelope else [])],
+                 *(["--backfill-envelope", str(backfill_envelope)] if backfill_envelope else []),
+                 "--wait-for-group", settings.app_id, "--wait-max-s", str(duration_s)],
                 env=child_env(settings), stdout=producer_log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -158,8 +169,9 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
                         raise FraudstreamError(f"the worker died: {worker.tail()}")
                     with contextlib.suppress(OSError, ValueError):
                         stats = worker.stats()
+                        phase = _phase(state / "logs" / "producer.log")
                         live.update(_progress_table(stats, elapsed, duration_s,
-                                                    worker.url + "/dashboard"))
+                                                    worker.url + "/dashboard", phase))
                     time.sleep(1.0)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping and writing the report[/]")
@@ -170,6 +182,7 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
             worker.stop()
         with console.status("Reading the topics back and replaying offline..."):
             path = _report(settings, plan, frame, registry, boot, stats, out_dir, command,
+                           producer_log=state / "logs" / "producer.log",
                            rate=rate, envelope=envelope, backfill_envelope=backfill_envelope,
                            duration_s=duration_s)
     console.print(f"report: [bold]{path}[/]")
@@ -196,7 +209,7 @@ def _arrived_labels(settings: Settings) -> dict[int, int]:
 
 def _report(settings: Settings, plan: DemoPlan, frame: Any, registry: Registry, boot: Bootstrap,
             stats: dict, out_dir: Path, command: str, *, rate: float, envelope: int,
-            backfill_envelope: int | None, duration_s: float) -> Path:
+            backfill_envelope: int | None, duration_s: float, producer_log: Path) -> Path:
     """Read scores, alerts and labels back, replay offline, and write the report."""
     import numpy as np
 
@@ -210,6 +223,13 @@ def _report(settings: Settings, plan: DemoPlan, frame: Any, registry: Registry, 
     rows = parity(replay, scores, plan.live_from)
     days = alerts_by_day(alerts, replay, plan.live_from, scored_until)
     phases = _phases(scored, plan.live_from)
+    with contextlib.suppress(OSError):
+        went = re.search(r"going live after waiting ([0-9.]+) s(.*)", producer_log.read_text())
+        if went:
+            phases["producer waited for the worker to consume the backfill (s)"] = (
+                float(went.group(1)))
+            if went.group(2).strip():
+                phases["at the live start"] = went.group(2).strip(", ")
     warm = min((int(b.get("learned", 0)) for b in scored.values()), default=0)
     policy = (f"at most {settings.alert_budget} cards per event-time day"
               if settings.alert_policy == "budget"
@@ -271,10 +291,10 @@ def _phases(scored: dict[int, dict[str, Any]], live_from: float) -> dict[str, An
         out["live latency p50 (ms)"] = float(np.percentile(lat, 50) * 1000)
         out["live latency p99 (ms)"] = float(np.percentile(lat, 99) * 1000)
         slow = np.flatnonzero(lat > 1.0)
-        if len(slow) < len(live):
-            after = lat[slow[-1] + 1:] if len(slow) else lat
-            caught = live[slow[-1] + 1]["produced_at"] if len(slow) else live[0]["produced_at"]
-            out["caught up with live traffic after (s)"] = caught - t0
+        first = int(slow[-1]) + 1 if len(slow) else 0  # from here on, every latency <= 1 s
+        after = lat[first:]
+        if len(after):
+            out["caught up with live traffic after (s)"] = live[first]["produced_at"] - t0
             out["live latency p50 once caught up (ms)"] = float(np.percentile(after, 50) * 1000)
             out["live latency p99 once caught up (ms)"] = float(np.percentile(after, 99) * 1000)
         else:
