@@ -105,7 +105,7 @@ class FraudApp:
         self.runtime = ModelRuntime(
             settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
             snapshot_every=settings.snapshot_every_labels,
-            learn=settings.learning == "local",
+            learn=settings.learning == "local", warm_start=settings.model_snapshot,
         )
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)

@@ -12,7 +12,6 @@ does not jump back to the bootstrap model.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections.abc import Sequence
@@ -27,17 +26,6 @@ from models.registry import Registry, RegistryError, Snapshot, parse_ref
 log = logging.getLogger(__name__)
 
 
-class FromSettings(enum.Enum):
-    """Marker default of ``ModelRuntime(warm_start=...)``: read the process settings.
-
-    The worker's app builds its runtime without naming a warm-start snapshot; the process is
-    configured through its environment (``FRAUDSTREAM_MODEL_SNAPSHOT``, which ``fraudstream
-    worker --snapshot`` sets), so that is where the runtime looks unless told explicitly.
-    """
-
-    SETTINGS = "settings"
-
-
 class ModelRuntime:
     """One model, the labels it learned, and when to snapshot it."""
 
@@ -49,7 +37,7 @@ class ModelRuntime:
         snapshot_every: int = 5000,
         learn: bool = True,
         seed: int = 0,
-        warm_start: str | FromSettings | None = FromSettings.SETTINGS,
+        warm_start: str | None = None,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -67,10 +55,6 @@ class ModelRuntime:
         self._seed = seed
 
     def _warm_ref(self) -> str | None:
-        if isinstance(self.warm_start, FromSettings):
-            from infra.settings import get_settings
-
-            return get_settings().model_snapshot
         return self.warm_start or None
 
     def start(self) -> None:

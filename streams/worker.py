@@ -12,7 +12,6 @@ def run_worker(settings: Settings, worker_id: str, loglevel: str = "WARNING") ->
     """Blocks until the worker stops (SIGTERM/SIGINT); exits the process like ``faust worker``."""
     # Under CPU contention OpenMP threads collapse; one worker = one core.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _export_warm_start(settings)
     from faust.worker import Worker
 
     from streams.app import create_app
@@ -27,18 +26,3 @@ def run_worker(settings: Settings, worker_id: str, loglevel: str = "WARNING") ->
     # the level the worker logs at.
     worker.spinner = None
     worker.execute_from_commandline()
-
-
-def _export_warm_start(settings: Settings) -> None:
-    """Make the process settings name the same warm-start snapshot as ``settings``.
-
-    The app's model runtime reads ``model_snapshot`` from the process settings (the
-    environment), while ``--snapshot`` arrives on the command line; one process, one answer.
-    """
-    from infra.settings import get_settings
-
-    if settings.model_snapshot:
-        os.environ["FRAUDSTREAM_MODEL_SNAPSHOT"] = settings.model_snapshot
-    else:
-        os.environ.pop("FRAUDSTREAM_MODEL_SNAPSHOT", None)
-    get_settings.cache_clear()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import get_settings
 from models.catalog import make_model
 from models.registry import Registry, RegistryError, parse_ref
 from streams.model_runtime import ModelRuntime
@@ -147,19 +146,19 @@ def test_without_a_name_a_fresh_model_starts(registry: Registry) -> None:
     assert runtime.model.predict_proba_one(X) == pytest.approx(0.5)
 
 
-def test_by_default_the_name_comes_from_the_settings(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch
+def test_the_worker_app_starts_from_the_snapshot_its_settings_name(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """FRAUDSTREAM_MODEL_SNAPSHOT -> Settings.model_snapshot -> the app's model runtime."""
+    from infra.settings import Settings
+    from streams.app import FraudApp
+
     registry.save(_trained(), "bootstrap")
     monkeypatch.setenv("FRAUDSTREAM_MODEL_SNAPSHOT", "bootstrap@1")
-    get_settings.cache_clear()
-    try:
-        runtime = ModelRuntime("logreg", registry, snapshot_name="app-logreg-w0")
-        runtime.start()
-    finally:
-        monkeypatch.delenv("FRAUDSTREAM_MODEL_SNAPSHOT")
-        get_settings.cache_clear()
-    assert runtime.warm_started_from == "bootstrap@1"
+    settings = Settings(registry_dir=registry.root, state_dir=tmp_path / "state", web_port=0,
+                        model_signing_key=KEY.decode())
+    fraud = FraudApp(settings, "w0")
+    assert fraud.runtime.warm_started_from == "bootstrap@1"
 
 
 def test_a_batch_model_serves_the_pinned_snapshot(registry: Registry) -> None:
