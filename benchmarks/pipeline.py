@@ -374,13 +374,16 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
     return result
 
 
-def accuracy(rows: ScoreRows, truth: pd.DataFrame) -> dict[str, float]:
-    """Exact AUC, AP and CP@100 of the logged scores against the ground truth."""
+def accuracy(rows: ScoreRows, truth: pd.DataFrame, warmup_days: float = 0) -> dict[str, float]:
+    """Exact AUC, AP and CP@100 of the logged scores against the ground truth, leaving out
+    the transactions of the first ``warmup_days`` of the data (a fresh model's first week)."""
     from models.metrics import score_all
 
     t = truth.set_index("tx_id").loc[rows.tx_id]
+    keep = t["ts"].to_numpy() >= float(truth["ts"].min()) + warmup_days * 86_400.0
+    t = t[keep]
     s = score_all(t["ts"].to_numpy(), t["customer_id"].to_numpy(), t["fraud"].to_numpy(),
-                  rows.score)
+                  np.asarray(rows.score)[keep])
     return {"auc": s.auc, "ap": s.ap, "cp_at_100": s.cp_at_100, "n_fraud": s.n_fraud}
 
 
