@@ -535,8 +535,10 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
         "*trainer*: the workers never learn; one `fraudstream trainer` "
         "learns from every label and publishes a signed snapshot every N labels, which the "
         "workers swap in. Model age = scored_at - the snapshot's published_at; labels in model "
-        "= the scoring model's lineage when it scored. Same caveat as the matrix: labels are "
-        "read as fast as transactions, not in event time.",
+        "= the scoring model's lineage when it scored. *local* learns each label when its "
+        "partition's transactions reach its known_at; the trainer sees no transactions and "
+        "learns labels as fast as it reads them, which in a backlog drain is ahead of the "
+        "scoring workers' event time.",
         [Table("trainer", "Accuracy against model staleness",
                ["learning", "snapshot every (labels)", "scored", "tx/s", "AUC", "AP", "CP@100",
                 "mean labels in scoring model", "labels in final model", "mean model age, s",
