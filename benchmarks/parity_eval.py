@@ -79,7 +79,7 @@ def choose_protocol(data: Prepared, train_start: date = HANDBOOK_TRAIN_START) ->
         mask = handbook_test_mask(data, start)
         if mask.any():
             first = start + 14 * DAY
-            return Protocol("handbook", mask, f"handbook test week {_day(first)}..."
+            return Protocol("handbook", mask, f"handbook test week {_day(first)}.."
                             f"{_day(first + 6 * DAY)}, known compromised cards removed")
     if len(data) == 0:
         raise FraudstreamError("the data has no transactions")

@@ -57,7 +57,7 @@ def test_handbook_protocol_when_the_file_covers_the_handbook_weeks() -> None:
     p = choose_protocol(data)
     assert p.name == "handbook"
     np.testing.assert_array_equal(p.mask, handbook_test_mask(data, HANDBOOK_START))
-    assert "2018-08-08...2018-08-14" in p.window
+    assert "2018-08-08..2018-08-14" in p.window
 
 
 def test_prequential_over_the_last_seven_days_otherwise() -> None:
