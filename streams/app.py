@@ -150,17 +150,29 @@ class FraudApp:
             self._snapshot()
 
     def _label_flow(self, pause: list[int], resume: list[int]) -> None:
-        """Stop fetching labels for partitions holding too many (Faust's own per-partition
-        back-pressure mechanism: the fetcher skips paused partitions, the rest flow on)."""
+        """Stop fetching labels for partitions holding too many, resume them at half.
+
+        Faust's own back-pressure calls are used (``on_buffer_full``/``on_buffer_drop``), not
+        ``pause_partitions``: a paused partition's records already fetched in the current
+        batch are dropped by Faust's fetch loop while the consumer's position has moved past
+        them (measured: labels never learned, AP 0.573 instead of 0.635 on a 117,229-label
+        backlog), whereas a "buffered" partition still delivers what was fetched. Faust may
+        resume such a partition on its own (its queue drained, a rebalance): the processor
+        asks again after every batch for as long as the partition is over the bound.
+        """
         from faust.types import TP
 
         consumer = self.app.consumer
         topic = self.settings.topics.labels
         assigned = set(consumer.assignment())
-        if pause:
-            consumer.pause_partitions({TP(topic, p) for p in pause} & assigned)
-        if resume:
-            consumer.resume_partitions({TP(topic, p) for p in resume} & assigned)
+        for partition in pause:
+            tp = TP(topic, partition)
+            if tp in assigned:
+                consumer.on_buffer_full(tp)
+        for partition in resume:
+            tp = TP(topic, partition)
+            if tp in assigned:
+                consumer.on_buffer_drop(tp)
 
     async def _release_idle_labels(self) -> None:
         """Release the held labels of caught-up transaction partitions that have been idle

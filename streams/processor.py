@@ -506,10 +506,13 @@ class Processor:
         return scan() if scan is not None else list(self.cards.items())
 
     def _flow(self, out: Outgoing) -> None:
-        """Pause a labels partition holding more than ``hold_max`` labels; resume at half."""
+        """Pause a labels partition holding more than ``hold_max`` labels; resume at half.
+
+        A pause is asked again after every batch while the partition is over the bound (the
+        framework may have resumed it meanwhile); a resume is asked once."""
         clock, paused = self.clock, self.paused
         for partition in clock.partitions():
-            if partition not in paused and clock.held(partition) > self.hold_max:
+            if clock.held(partition) > self.hold_max:
                 paused.add(partition)
                 out.pause.append(partition)
         for partition in list(paused):

@@ -192,6 +192,7 @@ def test_a_partition_holding_too_many_labels_is_paused_then_resumed(tmp_path: Pa
     out = proc.learn([label_rec(i, 1 + i % 20, 5, 1e9 + i, 0, 1e9 + DAY + i)
                       for i in range(150)])
     assert out.pause == [0] and proc.paused == {0}
+    assert proc.learn([label_rec(500, 1, 5, 1e9, 0, 1e9 + 2 * DAY)]).pause == [0]  # again
     out = proc.score([tx_rec(_Row(1000, 1e9 + DAY + 100, customer=99))])
     assert out.resume == [0] and not proc.paused
     assert proc.runtime.learned == 101
