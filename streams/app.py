@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import weakref
 from pathlib import Path
@@ -25,6 +26,7 @@ from infra.settings import Settings
 from models.registry import Registry
 from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
+from streams.label_clock import event_time_limit
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
 from streams.published import read_published
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 2.0
 TERMINAL_FLUSH_EVERY_S = 0.2
+ALIGN_EVERY_S = 0.2
+ALIGN_SLACK_S = 3600.0
+"""How far in event time a transaction partition may run ahead of the slowest one still
+reading (``streams.label_clock.event_time_limit``); live, every partition is caught up."""
 
 
 def _bind_event(event: EventT | None) -> None:
@@ -121,6 +127,8 @@ class FraudApp:
                        on_rewound=self._load_published)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
+        self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
+        self.floors: tuple[float, float] = (math.inf, math.inf)  # sent in heartbeats
         self.started_at = time.time()
         self.started_mono = time.monotonic()
         self._wire()
@@ -174,6 +182,56 @@ class FraudApp:
             if tp in assigned:
                 consumer.on_buffer_drop(tp)
 
+    def _caught_up(self, tp: Any) -> bool:
+        """Whether every message of ``tp`` the broker has was handed to the agents."""
+        highwater = self.app.consumer.highwater(tp)
+        position = self._positions.get(tp)
+        return highwater is not None and (0 if position is None else position + 1) >= highwater
+
+    def _event_time_floors(self) -> tuple[float, float]:
+        """(smallest transaction watermark, smallest label ``known_at`` read) over this
+        worker's partitions that still have messages to read (inf: all caught up)."""
+        t, clock = self.settings.topics, self.processor.clock
+        tx_floor = label_floor = math.inf
+        with contextlib.suppress(Exception):  # consumer not started yet
+            for tp in self.app.consumer.assignment():
+                if tp.topic not in (t.transactions, t.labels) or self._caught_up(tp):
+                    continue
+                if tp.topic == t.transactions:
+                    tx_floor = min(tx_floor, clock.watermark(tp.partition))
+                else:
+                    label_floor = min(label_floor,
+                                      clock.labels_read.get(tp.partition, -math.inf))
+        return tx_floor, label_floor
+
+    def _align_event_time(self) -> None:
+        """Pause this worker's transaction partitions that run ahead in event time.
+
+        The floors are the smallest over this worker and every live peer (their heartbeats
+        carry them), so two workers keep each other's pace too; see
+        ``streams.label_clock.event_time_limit``. Faust's buffered-partition calls stop the
+        fetching and still deliver what was fetched (``_label_flow`` says why not
+        ``pause_partitions``); a pause is asked again every tick while the partition is ahead.
+        """
+        tx_floor, label_floor = self.floors = self._event_time_floors()
+        now = time.time()
+        for beat in self.telemetry.peers.values():
+            if str(beat.get("worker")) == self.worker_id or now - float(beat.get("t", 0)) > 10:
+                continue
+            peer_tx, peer_label = beat.get("floors") or (math.inf, math.inf)
+            tx_floor, label_floor = min(tx_floor, peer_tx), min(label_floor, peer_label)
+        limit = event_time_limit(tx_floor, label_floor, tx_slack=ALIGN_SLACK_S,
+                                 label_slack=ALIGN_SLACK_S)
+        consumer, clock, paused = self.app.consumer, self.processor.clock, self._tx_paused
+        for tp in self.assigned_source():
+            if clock.watermark(tp.partition) > limit:
+                consumer.on_buffer_full(tp)
+                paused.add(tp)
+            elif tp in paused:
+                consumer.on_buffer_drop(tp)
+                paused.discard(tp)
+        self.telemetry.partitions_paused.set(len(paused))
+
     async def _release_idle_labels(self) -> None:
         """Release the held labels of caught-up transaction partitions that have been idle
         for ``label_idle_s`` (a replay's end, a quiet partition: see ``streams.label_clock``)."""
@@ -181,16 +239,13 @@ class FraudApp:
         held = processor.clock.partitions()
         if not held:
             return
-        consumer = self.app.consumer
         now = time.monotonic()
         for tp in self.assigned_source():
             if tp.partition not in held:
                 continue
             if now - self._tx_arrival.get(tp.partition, self.started_mono) < self.settings.label_idle_s:
                 continue
-            highwater = consumer.highwater(tp)
-            position = self._positions.get(tp)
-            if highwater is None or (0 if position is None else position + 1) < highwater:
+            if not self._caught_up(tp):
                 continue  # transactions are still to be read: their event time decides
             await self._send(processor.release_idle(tp.partition), self.labels_dlq)
 
@@ -268,6 +323,10 @@ class FraudApp:
             if body is not None:
                 self.terminal_topic.send_soon(key=self.worker_id.encode(), value=body)
 
+        @app.timer(ALIGN_EVERY_S)
+        async def align_event_time() -> None:
+            self._align_event_time()
+
         @app.timer(1.0)
         async def release_idle_labels() -> None:
             await self._release_idle_labels()
@@ -286,6 +345,7 @@ class FraudApp:
                 "tx_total": self.telemetry.tx_in._value.get(),
                 "model_version": self.runtime.version,
                 "partitions": sorted(tp.partition for tp in self.assigned_source()),
+                "floors": list(self.floors),
             }
             self.heartbeat_topic.send_soon(key=self.worker_id.encode(),
                                            value=json.dumps(body).encode())
@@ -305,6 +365,7 @@ class FraudApp:
             self.processor.invalidate()
             self.processor.keep_published({}, {})  # read again for the next assignment
             self._positions.clear()  # re-learnt from the next events (a rewind re-reads)
+            self._tx_paused.clear()  # Faust makes every assigned partition active again
 
         @app.on_partitions_assigned.connect
         async def on_assigned(app_: faust.App, *args: Any, **kwargs: Any) -> None:

@@ -454,6 +454,7 @@ class Processor:
         dirty: set[bytes] = set()
         clock = self.clock
         for key, label, partition in labels:
+            clock.read_label(partition, label.known_at)
             if label.fraud:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)

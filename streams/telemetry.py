@@ -46,6 +46,9 @@ class Telemetry:
                                        "their known_at", registry=r)
         self.labels_held = Gauge("fraudstream_labels_held",
                                  "Labels waiting for the transactions' event time", registry=r)
+        self.partitions_paused = Gauge("fraudstream_partitions_paused",
+                                       "Transaction partitions paused: ahead of the others in "
+                                       "event time", registry=r)
         self.labels_expired = Counter("fraudstream_labels_expired",
                                       "Held labels dropped: their transaction never came",
                                       registry=r)
