@@ -214,6 +214,8 @@ class FraudApp:
         ``pause_partitions``); a pause is asked again every tick while the partition is ahead.
         """
         tx_floor, label_floor = self.floors = self._event_time_floors()
+        self.processor.clock.reading = {tp.partition for tp in self.assigned_source()
+                                        if not self._caught_up(tp)}
         now = time.time()
         for beat in self.telemetry.peers.values():
             if str(beat.get("worker")) == self.worker_id or now - float(beat.get("t", 0)) > 10:
@@ -373,6 +375,7 @@ class FraudApp:
             assigned = args[0] if args else kwargs.get("assigned", set())
             mine = {tp.partition for tp in assigned if tp.topic == t.transactions}
             self.processor.invalidate(mine)
+            self.processor.clock.reading = set(mine)  # until the first alignment tick
             if mine:  # the daily alert budget is shared by the partitions' owners
                 self.processor.alert_policy.set_share(len(mine) / t.partitions)
 

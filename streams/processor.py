@@ -118,7 +118,7 @@ class Processor:
         self.worker_id = worker_id
         self._cache: dict[bytes, CardState] = {}
         self._origin: dict[bytes, Any] = {}
-        self.bind_event: Any = lambda event: None
+        self.bind_event: Any = Processor._no_event
         """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
@@ -129,6 +129,10 @@ class Processor:
         self.paused: set[int] = set()
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
+
+    @staticmethod
+    def _no_event(event: Any) -> None:
+        """``bind_event`` outside Faust (tests, tools): card writes need no event."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -260,12 +264,13 @@ class Processor:
         replica, clock = self.replica, self.clock
         replayed = rescored = 0
         for key, tx, partition in txs:
-            due = clock.due(partition, tx.ts)  # labels known by now come first
             clock.advance(partition, tx.ts)
+            due = clock.due_everywhere()  # labels known by now come first
             if due:
                 self._score_fresh(fresh, out)
                 fresh = []
-                self._release(due, partition, out, dirty)
+                for held_partition, labels in due:
+                    self._release(labels, held_partition, out, dirty)
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
@@ -356,6 +361,10 @@ class Processor:
                  dirty: set[bytes]) -> None:
         """Learn held labels whose time has come; their cards are stored with the batch."""
         event = self._last_event.get(partition)
+        if event is None and self.bind_event is not Processor._no_event:
+            for known_at, tx_id, key in due:  # no event to bind its cards' writes to yet
+                self.clock.hold(partition, known_at, tx_id, key)
+            return
         released = 0
         for _known_at, tx_id, key in due:
             card = self._card(key)

@@ -229,3 +229,22 @@ class _Row:
                  amount: float = 10.0) -> None:
         self.tx_id, self.ts, self.customer_id = tx_id, ts, customer
         self.terminal_id, self.amount = terminal, amount
+
+
+def test_a_label_waits_for_the_slowest_partition_still_reading(tmp_path: Path) -> None:
+    """One model serves every partition: a label whose own partition has passed its time is
+    not learned while another partition still reading is behind it."""
+    proc = make_proc(tmp_path)
+    proc.partitions = 2
+    proc.clock.reading = {0, 1}
+    p0, p1 = _Row(1, 1e9, customer=1), _Row(2, 1e9, customer=2)
+    proc.score([tx_rec(p0)])
+    proc.score([tx_rec(p1)._replace(partition=1)])
+    proc.learn([label_rec(1, 1, 5, 1e9, 1, 1e9 + DAY)])
+    proc.score([tx_rec(_Row(3, 1e9 + 2 * DAY, customer=1))])  # partition 0 passes it
+    assert proc.runtime.learned == 0  # partition 1 is still at 1e9
+    proc.score([tx_rec(_Row(4, 1e9 + 2 * DAY, customer=2))._replace(partition=1)])
+    assert proc.runtime.learned == 1
+    proc.clock.reading = set()  # live: every partition caught up, own watermark decides
+    proc.learn([label_rec(3, 1, 5, 1e9 + 2 * DAY, 0, 1e9 + 2 * DAY)])
+    assert proc.runtime.learned == 2
