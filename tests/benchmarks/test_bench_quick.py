@@ -17,29 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.processes import live_workers
+
 pytestmark = pytest.mark.integration
 
 CHARTS = ("drain.png", "latency.png", "pareto.png", "drift.png", "label_delay.png")
 TABLES = ("Issue 5 targets", "Headline figures", "Drain rates", "End-to-end latency",
           "Model x mode", "Scaling", "AP by label delay", "Recovery after drift",
           "Per day (AP, CP@100)", "Machine")
-
-
-def _workers_of(work_root: Path) -> list[str]:
-    """Command lines of live ``fraudstream worker`` / bare Faust processes started from here."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            env = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if ("fraudstream worker" in cmd or "benchmarks.bare_faust" in cmd) \
-                and str(work_root).encode() in env:
-            found.append(cmd)
-    return found
 
 
 def test_bench_quick_report_has_every_table_and_chart(kafka_bootstrap: str,
@@ -70,4 +55,4 @@ def test_bench_quick_report_has_every_table_and_chart(kafka_bootstrap: str,
     assert re.search(r"\d+ cores", md) and "faust-streaming" in md
     for number in re.findall(r"\| (-?[0-9][0-9,]*(?:\.[0-9]+)?) \|", md):
         assert math.isfinite(float(number.replace(",", "")))
-    assert not _workers_of(tmp_path), "benchmark processes left running"
+    assert not live_workers(tmp_path), "benchmark processes left running"

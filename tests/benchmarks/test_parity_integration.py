@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.processes import live_workers
+
 pytestmark = pytest.mark.integration
 
 # 11,003 transactions, 551 frauds: a 7-day prequential window with ~300 frauds after 11 days
@@ -25,23 +27,6 @@ pytestmark = pytest.mark.integration
 # worker's start-up and group join, ~15 s, are the other large part of the run)
 WORLD = ["--customers", "300", "--terminals", "600", "--days", "18", "--seed", "3"]
 METRICS = {"auc", "ap", "cp_at_100"}
-
-
-def _workers_of(work_root: Path) -> list[str]:
-    """Command lines of live ``fraudstream worker`` processes whose environment names
-    ``work_root`` (the run's state directory is under it)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            env = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if "fraudstream worker" in cmd and str(work_root).encode() in env:
-            found.append(cmd)
-    return found
 
 
 def test_parity_bench_scores_every_transaction(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -74,7 +59,7 @@ def test_parity_bench_scores_every_transaction(kafka_bootstrap: str, tmp_path: P
         assert math.isfinite(r["offline"][key]) and math.isfinite(r["pipeline"][key]), key
         assert r["diff"][key] == pytest.approx(r["pipeline"][key] - r["offline"][key])
     assert 0.5 < r["offline"]["auc"] <= 1.0  # the offline reference learned something
-    assert not _workers_of(tmp_path), "worker processes left running"
+    assert not live_workers(tmp_path), "worker processes left running"
 
     print(f"bench parity ({r['n_tx']:,} tx, 1 partition, 1 worker, {r['window']}): "
           f"pipeline - offline AUC {r['diff']['auc']:+.4f} AP {r['diff']['ap']:+.4f} "

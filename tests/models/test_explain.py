@@ -12,6 +12,7 @@ from models.catalog import MODEL_NAMES, is_online, make_model
 from models.explain import FeatureMean, attribute, logit, reasons
 from models.features import FEATURE_NAMES
 from models.online import derived_inputs
+from tests.models.synthetic import easy
 
 LINEAR = ("logreg", "logreg_x", "sgd_logreg", "batch_logreg")
 OCCLUSION = ("hat", "arf", "gnb", "batch_rf", "batch_hgb")
@@ -22,23 +23,13 @@ def test_every_catalog_model_is_covered() -> None:
     assert set(LINEAR) | set(OCCLUSION) == set(MODEL_NAMES)
 
 
-def _easy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frauds are the large amounts at night (the other 13 features are noise)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, len(FEATURE_NAMES)))
-    X[:, 0] = rng.gamma(2.0, 40.0, n)
-    X[:, 2] = rng.integers(0, 2, n)
-    y = ((X[:, 0] > 150) & (X[:, 2] == 1)).astype(int)
-    return X, y
-
-
 def _row(v: np.ndarray | list[float]) -> dict[str, float]:
     return dict(zip(FEATURE_NAMES, list(v), strict=True))
 
 
 @cache
 def _trained(name: str) -> Any:
-    X, y = _easy(3000, seed=1)
+    X, y = easy(3000, seed=1)
     model = make_model(name, seed=0)
     for r, label in zip(X.tolist(), y.tolist(), strict=True):
         model.learn_one(_row(r), label)
@@ -50,14 +41,14 @@ def _trained(name: str) -> Any:
 @cache
 def _reference() -> tuple[float, ...]:
     ref = FeatureMean()
-    for r in _easy(3000, seed=1)[0].tolist():
+    for r in easy(3000, seed=1)[0].tolist():
         ref.update(r)
     return tuple(ref.values)
 
 
 def _flagged(model: Any, n: int = 5) -> list[list[float]]:
     """The ``n`` highest-scored rows of a fresh sample: what would be alerted."""
-    X, _ = _easy(400, seed=2)
+    X, _ = easy(400, seed=2)
     scores = model.predict_proba_many(X)
     return [X[i].tolist() for i in np.argsort(-scores)[:n]]
 
@@ -84,7 +75,7 @@ def test_three_distinct_named_reasons_sorted_by_contribution(name: str) -> None:
 @pytest.mark.parametrize("name", LINEAR)
 def test_linear_contributions_plus_bias_are_the_logit_exactly(name: str) -> None:
     model = _trained(name)
-    X, _ = _easy(50, seed=3)
+    X, _ = easy(50, seed=3)
     checked = 0
     for x in [*X.tolist(), *_flagged(model)]:
         a = attribute(model, x)
@@ -138,7 +129,7 @@ def test_occlusion_top_reason_really_moves_the_score_most(name: str) -> None:
 @pytest.mark.parametrize("name", ["gnb", "batch_rf", "batch_hgb"])
 def test_models_with_their_own_mean_need_no_reference(name: str) -> None:
     model = _trained(name)
-    X, _ = _easy(3000, seed=1)
+    X, _ = easy(3000, seed=1)
     x = _flagged(model, 1)[0]
     # gnb's class-weighted Gaussians and the batch pipelines' scaler both hold the training mean
     own = attribute(model, x)
@@ -166,8 +157,8 @@ def test_wrong_lengths_are_refused() -> None:
 
 
 def test_feature_mean_is_the_running_mean() -> None:
-    X, _ = _easy(500, seed=4)
-    np.testing.assert_allclose(_reference(), _easy(3000, seed=1)[0].mean(axis=0), rtol=1e-9)
+    X, _ = easy(500, seed=4)
+    np.testing.assert_allclose(_reference(), easy(3000, seed=1)[0].mean(axis=0), rtol=1e-9)
     ref = FeatureMean()
     for r in X.tolist():
         ref.update(r)

@@ -11,16 +11,7 @@ from fraudstream.errors import FraudstreamError
 from models.catalog import BATCH_NAMES, MODEL_NAMES, ONLINE_NAMES, is_online, make_model
 from models.features import FEATURE_NAMES
 from models.metrics import auc
-
-
-def _easy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frauds are the large amounts at night: a pattern every model should find."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, len(FEATURE_NAMES)))
-    X[:, 0] = rng.gamma(2.0, 40.0, n)
-    X[:, 2] = rng.integers(0, 2, n)
-    y = ((X[:, 0] > 150) & (X[:, 2] == 1)).astype(int)
-    return X, y
+from tests.models.synthetic import easy
 
 
 def test_catalog_covers_online_and_batch_families() -> None:
@@ -36,8 +27,8 @@ def test_unknown_model_is_a_user_error_listing_valid_names() -> None:
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_model_interface_and_learning(name: str) -> None:
-    X, y = _easy(3000, seed=1)
-    Xt, yt = _easy(1000, seed=2)
+    X, y = easy(3000, seed=1)
+    Xt, yt = easy(1000, seed=2)
     model = make_model(name, seed=0)
     rows = [dict(zip(FEATURE_NAMES, r, strict=True)) for r in X.tolist()]
     for x, label in zip(rows, y.tolist(), strict=True):
@@ -59,7 +50,7 @@ def test_model_interface_and_learning(name: str) -> None:
 
 
 def test_models_are_deterministic_by_seed() -> None:
-    X, y = _easy(1500, seed=3)
+    X, y = easy(1500, seed=3)
     rows = [dict(zip(FEATURE_NAMES, r, strict=True)) for r in X.tolist()]
     outs = []
     for _ in range(2):
