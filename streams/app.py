@@ -226,7 +226,8 @@ class FraudApp:
         for beat in self.telemetry.peers.values():
             if str(beat.get("worker")) == self.worker_id or now - float(beat.get("t", 0)) > 10:
                 continue
-            peer_tx, peer_label = beat.get("floors") or (math.inf, math.inf)
+            peer_tx, peer_label = (math.inf if f is None else float(f)
+                                   for f in beat.get("floors") or (None, None))
             tx_floor, label_floor = min(tx_floor, peer_tx), min(label_floor, peer_label)
         limit = event_time_limit(tx_floor, label_floor, tx_slack=ALIGN_SLACK_S,
                                  label_slack=ALIGN_SLACK_S)
@@ -353,7 +354,9 @@ class FraudApp:
                 "tx_total": self.telemetry.tx_in._value.get(),
                 "model_version": self.runtime.version,
                 "partitions": sorted(tp.partition for tp in self.assigned_source()),
-                "floors": list(self.floors),
+                # JSON has no infinities (the dashboard's JSON.parse refuses them): all caught
+                # up is null, no watermark yet is 0 (the epoch: every partition waits for it)
+                "floors": [None if f == math.inf else max(f, 0.0) for f in self.floors],
             }
             self.heartbeat_topic.send_soon(key=self.worker_id.encode(),
                                            value=json.dumps(body).encode())
