@@ -194,6 +194,8 @@ class AlertBudget:
         self.set_share(share)
         self._history: deque[float] = deque(maxlen=window)
         self._alerted: set[int] = set()
+        self._previous: set[int] = set()  # yesterday's alerted cards, for late events
+        self._previous_threshold = self.threshold
         self._top = _TopCardMax(self.budget_per_day)  # enough for any share <= 1
         self._mixed = False  # the share changed today: keep this day out of the history
         self._capped = 0
@@ -224,10 +226,15 @@ class AlertBudget:
             self.day = day
         elif day > self.day:
             self._roll(day)
-        self._top.add(card_id, score)
-        if score < self.threshold:
-            return False
         alerted = self._alerted
+        if day < self.day:  # a late event (partitions are up to ~1 h apart in event time)
+            if day < self.day - 1 or score < self._previous_threshold:
+                return False  # that day's budget is closed
+            alerted = self._previous  # counted against its own day's budget, not today's
+        else:
+            self._top.add(card_id, score)
+            if score < self.threshold:
+                return False
         if card_id in alerted:
             return True  # same card, same day: its case gets this transaction, no budget spent
         if len(alerted) >= self.budget:
@@ -238,11 +245,13 @@ class AlertBudget:
 
     def _roll(self, day: int) -> None:
         """The day ended: record its k-th card maximum, start the next day's sets."""
+        self._previous_threshold = self.threshold  # the ending day's, for its late events
         kth = self._top.kth(self.budget)
         if kth is not None and not self._mixed:
             self._history.append(kth)
         if self._history:
             self.threshold = sum(self._history) / len(self._history)
+        self._previous = self._alerted if day == self.day + 1 else set()
         self.day = day
         self._alerted = set()
         self._top = _TopCardMax(self.budget_per_day)

@@ -134,6 +134,9 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
         state = Path(settings.state_dir) / "demo"
         settings = settings.model_copy(update={
             "state_dir": state, "registry_dir": state / "registry", "snapshot_every_labels": 2000,
+            # the backfill comes in envelopes: a shallow stream buffer keeps the partitions in
+            # event-time step (see Settings.consumer_buffer), whatever the live mode
+            "consumer_buffer": settings.consumer_buffer or 64,
         })
         frame, registry, boot = _bootstrap(settings, plan)
         settings = settings.model_copy(update={"model_snapshot": boot.ref})

@@ -179,3 +179,18 @@ def test_factory_builds_each_policy() -> None:
     assert isinstance(fixed, FixedThreshold) and fixed.threshold == 0.7
     with pytest.raises(ValueError, match="unknown alert policy"):
         make_alert_policy("top-k", budget=50, threshold=0.7)
+
+
+def test_a_late_event_counts_against_its_own_day_never_above_the_budget() -> None:
+    """Partitions a little apart in event time: yesterday's late transactions may still
+    alert, within yesterday's budget; older ones no longer alert."""
+    from streams.alert_policy import AlertBudget
+
+    day = 86_400.0
+    policy = AlertBudget(budget_per_day=2, initial_threshold=0.5)
+    assert policy.decide(1, 10 * day + 100, 0.9) and policy.decide(2, 10 * day + 200, 0.9)
+    assert policy.decide(3, 11 * day + 5, 0.9)  # a new day: partition A is past midnight
+    assert not policy.decide(4, 10 * day + 300, 0.9)  # partition B, still day 10: full
+    assert policy.decide(1, 10 * day + 400, 0.9)  # a card already alerted that day
+    assert not policy.decide(5, 9 * day, 0.99)  # two days late: that budget is closed
+    assert policy.alerted_today == 1
