@@ -118,7 +118,7 @@ class Processor:
         self.worker_id = worker_id
         self._cache: dict[bytes, CardState] = {}
         self._origin: dict[bytes, Any] = {}
-        self.bind_event: Any = Processor._no_event
+        self.bind_event: Any = lambda event: None
         """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
@@ -129,10 +129,6 @@ class Processor:
         self.paused: set[int] = set()
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
-
-    @staticmethod
-    def _no_event(event: Any) -> None:
-        """``bind_event`` outside Faust (tests, tools): card writes need no event."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -360,11 +356,11 @@ class Processor:
     def _release(self, due: list[Held], partition: int, out: Outgoing,
                  dirty: set[bytes]) -> None:
         """Learn held labels whose time has come; their cards are stored with the batch."""
-        event = self._last_event.get(partition)
-        if event is None and self.bind_event is not Processor._no_event:
+        if partition not in self._last_event:
             for known_at, tx_id, key in due:  # no event to bind its cards' writes to yet
                 self.clock.hold(partition, known_at, tx_id, key)
             return
+        event = self._last_event[partition]
         released = 0
         for _known_at, tx_id, key in due:
             card = self._card(key)
