@@ -41,6 +41,9 @@ TERMINAL_FLUSH_EVERY_S = 0.2
 ALIGN_EVERY_S = 0.2
 CONSUMER_FETCH_BYTES = 64 * 1024
 """Per-partition fetch size (Faust's default is 1 MB: days of a small world's traffic)."""
+ALIGN_MIN_GAP_S = 0.01
+"""The alignment also runs after each batch, at most this often (it reads every assigned
+partition's high-water mark)."""
 ALIGN_SLACK_S = 3600.0
 """How far in event time a transaction partition may run ahead of the slowest one still
 reading (``streams.label_clock.event_time_limit``); live, every partition is caught up."""
@@ -134,6 +137,7 @@ class FraudApp:
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
+        self._aligned_at = 0.0
         self.floors: tuple[float, float] = (math.inf, math.inf)  # sent in heartbeats
         self.started_at = time.time()
         self.started_mono = time.monotonic()
@@ -157,6 +161,10 @@ class FraudApp:
             await dlq.send(key=key, value=value)
         if out.pause or out.resume:
             self._label_flow(out.pause, out.resume)
+        now = time.monotonic()
+        if now - self._aligned_at >= ALIGN_MIN_GAP_S:  # after batches too, not only on the
+            self._aligned_at = now  # timer: a tick's worth of transactions overran the labels
+            self._align_event_time()
         if out.snapshot_due:
             # The cards marking these labels done must be durable before a snapshot that
             # contains them: else a crash replays the labels into the snapshot's model.
@@ -229,8 +237,7 @@ class FraudApp:
             peer_tx, peer_label = (math.inf if f is None else float(f)
                                    for f in beat.get("floors") or (None, None))
             tx_floor, label_floor = min(tx_floor, peer_tx), min(label_floor, peer_label)
-        limit = event_time_limit(tx_floor, label_floor, tx_slack=ALIGN_SLACK_S,
-                                 label_slack=ALIGN_SLACK_S)
+        limit = event_time_limit(tx_floor, label_floor, tx_slack=ALIGN_SLACK_S, label_slack=0.0)
         consumer, clock, paused = self.app.consumer, self.processor.clock, self._tx_paused
         for tp in self.assigned_source():
             if clock.watermark(tp.partition) > limit:

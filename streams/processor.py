@@ -324,8 +324,9 @@ class Processor:
                 del card.early[tx.tx_id]
                 entry = card.pop_pending(tx.tx_id)
                 out.snapshot_due |= self._learn(card, tx.tx_id, int(held[0]), entry)
-            if card.n_pending() > 64 or len(card.early) > 64:
-                self.telemetry.labels_expired.inc(card.expire(tx.ts))
+            expired = card.expire(tx.ts)
+            if expired:
+                self.telemetry.labels_expired.inc(expired)
 
     def _rescore(self, card: CardState, tx: Transaction, out: Outgoing) -> None:
         """Score a seen transaction whose first score is lost (neither kept nor on Kafka).
