@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_topics
 from streams.harness import FRAUDSTREAM, WorkerProcess
+from streams.score_messages import decode_scores
 
 STARTUP_ALLOWANCE_S = 180.0  # workers' start and group join on a loaded 2-core machine
 MIN_RATE_TX_PER_S = 100.0  # the wait for scores allows this rate (well below any mode's)
@@ -138,22 +140,25 @@ class ScoreCollector:
         batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=20_000)
         for records in batch.values():
             for record in records:
-                body = json.loads(record.value)
-                i = self._row.get(int(body["tx_id"]))
-                if i is None:
-                    self.unexpected += 1
-                    continue
-                if not np.isnan(self.score[i]):
-                    self.duplicates += 1
-                    continue
-                self.score[i] = float(body["score"])
-                self.scored_at[i] = float(body.get("scored_at", np.nan))
-                feats = body.get("features")
-                if feats is not None and len(feats) == N_FEATURES:
-                    self.features[i] = feats
-                new += 1
+                for body in decode_scores(record.value):  # one score or an envelope
+                    new += self._take(body)
         self.n_scored += new
         return new
+
+    def _take(self, body: dict[str, Any]) -> int:
+        i = self._row.get(int(body["tx_id"]))
+        if i is None:
+            self.unexpected += 1
+            return 0
+        if not np.isnan(self.score[i]):
+            self.duplicates += 1
+            return 0
+        self.score[i] = float(body["score"])
+        self.scored_at[i] = float(body.get("scored_at", np.nan))
+        feats = body.get("features")
+        if feats is not None and len(feats) == N_FEATURES:
+            self.features[i] = feats
+        return 1
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -32,6 +32,7 @@ from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_topics
 from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
+from streams.score_messages import decode_scores
 
 PER_RUN_TOPICS = ("scores", "alerts", "transactions_dlq", "labels_dlq", "terminal_events",
                   "model_snapshots", "heartbeats")
@@ -161,10 +162,15 @@ class ScoreRows:
 def read_scores(settings: Settings, until: int | None = None) -> ScoreRows:
     """Every message on the run's ``scores`` topic (the last one per tx_id wins)."""
     bodies: dict[int, tuple[float, float, float, str, int, int]] = {}
-    for record in read_topic(settings, settings.topics.scores, idle_s=3.0, until=until):
-        b = json.loads(record.value)
-        bodies[b["tx_id"]] = (b["score"], b["scored_at"], b["produced_at"], b.get("worker", ""),
-                              int(b.get("model_version", 0)), int(b.get("learned", 0)))
+    n = 0
+    for record in read_topic(settings, settings.topics.scores, idle_s=3.0):
+        for b in decode_scores(record.value):  # one score, or an envelope of them
+            n += 1
+            bodies[b["tx_id"]] = (b["score"], b["scored_at"], b["produced_at"],
+                                  b.get("worker", ""), int(b.get("model_version", 0)),
+                                  int(b.get("learned", 0)))
+        if until is not None and n >= until:
+            break
     ids = np.fromiter(bodies, dtype=np.int64, count=len(bodies))
     vals = list(bodies.values())
     return ScoreRows(
@@ -265,10 +271,11 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
                 raise FraudstreamError(f"{spec.label}: a worker died: {workers[0].tail()}")
             time.sleep(0.3)
         # The worker counts a transaction when it is scored; its score message may still sit
-        # in the Faust producer's buffer. Wait until the scores are on the broker (or stop
-        # growing) before stopping the worker, so the run measures published scores.
+        # in the producer's buffer. Wait until the scores are on the broker (or the message
+        # count stops growing: envelope mode sends fewer messages than scores) before
+        # stopping the worker, so the run measures published scores.
         published, grown_at = 0, time.monotonic()
-        while published < int(done) and time.monotonic() - grown_at < 20:
+        while published < int(done) and time.monotonic() - grown_at < 5:
             now_published = message_count(settings, topics.scores)
             if now_published > published:
                 published, grown_at = now_published, time.monotonic()

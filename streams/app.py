@@ -132,12 +132,15 @@ class FraudApp:
                                            settings.alert_threshold),
         )
         self.processor.bind_event = _bind_event
+        # a batch is answered with one score message per partition (``score_messages``)
+        self.processor.pack_scores = settings.processing_mode in ("envelope", "microbatch")
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
                        on_rewound=self._load_published)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
         self._aligned_at = 0.0
+        self._scores_name, self._alerts_name = t.scores, t.alerts
         self.floors: tuple[float, float] = (math.inf, math.inf)  # sent in heartbeats
         self.started_at = time.time()
         self.started_mono = time.monotonic()
@@ -153,10 +156,11 @@ class FraudApp:
         first (``CardTable.publish``): a score must not be out before its card's state is.
         """
         await self.card_table.publish()
+        send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
         for key, value in out.scores:
-            await self.scores_topic.send(key=key, value=value)
+            await send(self._scores_name, key, value, None, None, None)
         for key, value in out.alerts:
-            await self.alerts_topic.send(key=key, value=value)
+            await send(self._alerts_name, key, value, None, None, None)
         for key, value in out.dead:
             await dlq.send(key=key, value=value)
         if out.pause or out.resume:

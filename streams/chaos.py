@@ -42,6 +42,7 @@ from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from streams.harness import FRAUDSTREAM, WorkerProcess, collect_scores, read_topic
 from streams.processor import MAX_DLQ_ORIGINAL
+from streams.score_messages import decode_scores
 
 # Faust reads these (unprefixed) environment variables over the app's own settings. A killed
 # worker's group membership lingers for the session timeout (Faust: 60 s) before its partitions
@@ -906,12 +907,12 @@ def _duplicate_copies_agree(settings: Settings, counts: Counter[int]) -> bool:
         return True
     seen: dict[int, tuple[float, tuple[float, ...]]] = {}
     for record in read_topic(settings, settings.topics.scores, idle_s=2.0):
-        body = json.loads(record.value)
-        if body["tx_id"] not in dup:
-            continue
-        sig = (body["score"], tuple(body["features"]))
-        if seen.setdefault(body["tx_id"], sig) != sig:
-            return False
+        for body in decode_scores(record.value):
+            if body["tx_id"] not in dup:
+                continue
+            sig = (body["score"], tuple(body["features"]))
+            if seen.setdefault(body["tx_id"], sig) != sig:
+                return False
     return True
 
 

@@ -37,6 +37,7 @@ from models.registry import Registry
 from streams.demo_quality import AP_TARGET, alert_totals, alerts_by_day, parity
 from streams.harness import FRAUDSTREAM, WorkerProcess, read_topic
 from streams.report import alerts_markdown, exact_quality, parity_markdown, write_report
+from streams.score_messages import decode_scores
 from streams.warmup import Bootstrap, DemoPlan, offline_scores, train_snapshot
 
 console = Console()
@@ -200,6 +201,14 @@ def _read_bodies(settings: Settings, topic: str) -> list[dict[str, Any]]:
     return bodies
 
 
+def _read_scores(settings: Settings) -> list[dict[str, Any]]:
+    bodies: list[dict[str, Any]] = []
+    for record in read_topic(settings, settings.topics.scores, idle_s=1.5, max_s=90):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            bodies.extend(decode_scores(record.value))  # one score or an envelope
+    return bodies
+
+
 def _arrived_labels(settings: Settings) -> dict[int, int]:
     labels = {}
     for body in _read_bodies(settings, settings.topics.labels):
@@ -216,7 +225,7 @@ def _report(settings: Settings, plan: DemoPlan, frame: Any, registry: Registry, 
     """Read scores, alerts and labels back, replay offline, and write the report."""
     import numpy as np
 
-    scored = {b["tx_id"]: b for b in _read_bodies(settings, settings.topics.scores)}
+    scored = {b["tx_id"]: b for b in _read_scores(settings)}
     scores = {tx: float(b["score"]) for tx, b in scored.items()}
     alerts = _read_bodies(settings, settings.topics.alerts)
     labels = _arrived_labels(settings)

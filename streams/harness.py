@@ -23,6 +23,7 @@ from typing import Any
 from fraudstream.errors import FraudstreamError
 from infra.broker import free_port
 from infra.settings import Settings, child_env
+from streams.score_messages import decode_scores
 
 FRAUDSTREAM = [sys.executable, "-m", "fraudstream"]
 
@@ -169,9 +170,9 @@ def collect_scores(settings: Settings, expected: set[int], timeout_s: float = 30
     while time.monotonic() < deadline:
         log = ScoreLog()
         for record in read_topic(settings, settings.topics.scores, idle_s=2.0):
-            body = json.loads(record.value)
-            log.counts[body["tx_id"]] += 1
-            log.bodies[body["tx_id"]] = body
+            for body in decode_scores(record.value):
+                log.counts[body["tx_id"]] += 1
+                log.bodies[body["tx_id"]] = body
         if expected <= set(log.counts):
             return log
         time.sleep(2.0)

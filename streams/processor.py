@@ -24,6 +24,7 @@ from streams.card_state import CardState
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
+from streams.score_messages import encode_score, encode_scores
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -49,6 +50,8 @@ class Outgoing:
     """Messages to send after a batch: scores, alerts and dead letters."""
 
     scores: list[KeyValue] = field(default_factory=list)
+    score_bodies: list[dict[str, Any]] = field(default_factory=list)
+    """Scores to pack into envelopes (``pack_scores``) before they are sent."""
     alerts: list[KeyValue] = field(default_factory=list)
     dead: list[KeyValue] = field(default_factory=list)
     snapshot_due: bool = False
@@ -61,6 +64,8 @@ class Outgoing:
 Fresh = tuple[Transaction, bytes, int, list[float], "tuple[float, list[float]] | None"]
 """A new transaction of a batch: itself, its card, its partition, features, published score."""
 
+
+_UNBOUND = object()
 
 MAX_DLQ_ORIGINAL = 700_000
 """Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
@@ -127,6 +132,9 @@ class Processor:
         """Event time per partition and the labels held until it (``streams.label_clock``)."""
         self.hold_max = hold_max
         self.paused: set[int] = set()
+        self.pack_scores = False
+        """Answer each batch with one message per partition (envelope mode), not one per
+        transaction (``streams.score_messages``)."""
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
 
@@ -165,9 +173,12 @@ class Processor:
         return card
 
     def _store(self, keys: set[bytes] | list[bytes]) -> None:
-        origin = self._origin
+        origin, bound = self._origin, _UNBOUND
         for key in keys:
-            self.bind_event(origin.get(key))
+            event = origin.get(key)
+            if event is not bound:  # an envelope's cards share one event: bind it once
+                self.bind_event(event)
+                bound = event
             self.cards[key] = self._cache[key].to_bytes()
         origin.clear()
 
@@ -273,7 +284,7 @@ class Processor:
                 entry = card.scored(tx.tx_id)
                 if entry is not None:
                     if tx.tx_id not in published:
-                        out.scores.append(self._score_message(tx, entry.score, entry.features))
+                        self._emit_score(out, tx, entry.score, entry.features)
                     self._maybe_alert(tx, entry.score, entry.features, out)  # at least once
                 elif tx.tx_id not in published:
                     rescored += 1
@@ -293,10 +304,11 @@ class Processor:
         self._score_fresh(fresh, out)
         self._store(dirty)
         self._flow(out)
+        self.telemetry.scores_out.inc(len(out.scores) + len(out.score_bodies))
+        self._pack(out)
         self.telemetry.replayed.inc(replayed)
         self.telemetry.rescored.inc(rescored)
         self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
-        self.telemetry.scores_out.inc(len(out.scores))
         self.telemetry.alerts.inc(len(out.alerts))
         self.telemetry.labels_held.set(clock.held())
         return out
@@ -311,7 +323,7 @@ class Processor:
         for tx, key, partition, feats, known in fresh:
             if known is None:
                 score = next(predicted)
-                out.scores.append(self._score_message(tx, score, feats))
+                self._emit_score(out, tx, score, feats)
             else:  # scored before a crash; its card's record of that was lost
                 score, feats = known
             card = self._cache[key]
@@ -343,8 +355,7 @@ class Processor:
             *self.replica.features(tx.terminal_id, tx.ts),
         ]
         score = self.runtime.predict_one(feats)
-        key, value = self._score_message(tx, score, feats, rescored=True)
-        out.scores.append((key, value))
+        self._emit_score(out, tx, score, feats, rescored=True)
         self._maybe_alert(tx, score, feats, out)
 
     def _maybe_alert(self, tx: Transaction, score: float, feats: list[float],
@@ -397,8 +408,28 @@ class Processor:
         self.telemetry.labels_held.set(self.clock.held())
         return out
 
-    def _score_message(self, tx: Transaction, score: float, feats: list[float],
-                       rescored: bool = False) -> KeyValue:
+    def _emit_score(self, out: Outgoing, tx: Transaction, score: float, feats: list[float],
+                    rescored: bool = False) -> None:
+        body = self._score_body(tx, score, feats, rescored)
+        if self.pack_scores:
+            out.score_bodies.append(body)
+        else:
+            out.scores.append((str(tx.tx_id).encode(), encode_score(body)))
+
+    def _pack(self, out: Outgoing) -> None:
+        """One envelope per partition for the batch's scores (``streams.score_messages``)."""
+        if not out.score_bodies:
+            return
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for body in out.score_bodies:
+            key = str(body["customer_id"]).encode()
+            groups.setdefault(self._partition(key), []).append(body)
+        for bodies in groups.values():
+            out.scores.append((str(bodies[0]["customer_id"]).encode(), encode_scores(bodies)))
+        out.score_bodies = []
+
+    def _score_body(self, tx: Transaction, score: float, feats: list[float],
+                    rescored: bool = False) -> dict[str, Any]:
         now = time.time()
         self.telemetry.observe_latency(max(0.0, now - tx.produced_at))
         body = {
@@ -418,7 +449,7 @@ class Processor:
         }
         if rescored:
             body["rescored"] = True
-        return (str(tx.tx_id).encode(), _dumps(body).encode())
+        return body
 
     def _alert_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
         mean = self._feature_mean
@@ -459,6 +490,7 @@ class Processor:
         self.telemetry.labels_in.inc(len(labels))
         dirty: set[bytes] = set()
         clock = self.clock
+        learn_time: dict[int, float] = {}  # per partition, once per batch (the floor loops)
         for key, label, partition in labels:
             clock.read_label(partition, label.known_at)
             if label.fraud:
@@ -468,7 +500,10 @@ class Processor:
             if label.tx_id in card.done or label.tx_id in card.early:
                 self.telemetry.label_dupes.inc()
                 continue
-            if clock.is_late(partition, label.known_at):
+            until = learn_time.get(partition)
+            if until is None:
+                until = learn_time[partition] = clock.learn_time(partition)
+            if label.known_at <= until:  # late: the transactions are past its known_at
                 entry = card.pop_pending(label.tx_id)
                 if entry is not None:
                     self.telemetry.labels_late.inc()

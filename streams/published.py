@@ -15,13 +15,13 @@ less ``slack_s`` for clocks), of cards in the partitions this worker was given.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from producers.sender import murmur2_partition
+from streams.score_messages import decode_scores
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ async def read_published(
 
 def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) -> None:
     try:
-        body = json.loads(value)
-        if keep_score(body, keep, n_partitions):
-            published[int(body["tx_id"])] = (float(body["score"]), list(body["features"]))
+        for body in decode_scores(value):
+            if keep_score(body, keep, n_partitions):
+                published[int(body["tx_id"])] = (float(body["score"]), list(body["features"]))
     except (ValueError, KeyError, TypeError):  # not ours to judge: the worker wrote it
         pass
 

@@ -176,3 +176,27 @@ def test_alert_carries_its_policy_threshold_and_three_reasons(proc: Processor) -
     assert body["threshold"] == 0.0 and body["customer_id"] == 1
     assert len(body["reasons"]) == 3
     assert {r["feature"] for r in body["reasons"]} <= set(FEATURE_NAMES)
+
+
+def test_a_batch_is_answered_with_one_score_envelope_per_partition(proc: Processor) -> None:
+    """Envelope mode: the scores of a batch leave as one message per partition, keyed by
+    the card of its first score, and every reader decodes them as separate scores."""
+    from producers.sender import murmur2_partition
+    from streams.score_messages import decode_scores
+
+    proc.pack_scores = True
+    cards = [1, 2, 3, 4, 5, 6, 7, 8]
+    records = [tx_record(i, customer=c, ts=1e9 + i) for i, c in enumerate(cards, start=1)]
+    records = [r._replace(partition=murmur2_partition(r.key, 4)) for r in records]
+    out = proc.score(records)
+    partitions = {murmur2_partition(str(c).encode(), 4) for c in cards}
+    assert len(out.scores) == len(partitions) < len(cards)
+    seen = []
+    for key, value in out.scores:
+        bodies = decode_scores(value)
+        assert key == str(bodies[0]["customer_id"]).encode()
+        assert {murmur2_partition(str(b["customer_id"]).encode(), 4) for b in bodies} == {
+            murmur2_partition(key, 4)}
+        seen += [b["tx_id"] for b in bodies]
+    assert sorted(seen) == list(range(1, len(cards) + 1))
+    assert proc.telemetry.scores_out._value.get() == len(cards)
