@@ -33,7 +33,7 @@ def test_bench_quick_report_has_every_table_and_chart(kafka_bootstrap: str,
     env = dict(os.environ, TMPDIR=str(tmp_path))  # the bench's work dir lands under tmp_path
     done = subprocess.run(
         [sys.executable, "-m", "fraudstream", "bench", "--quick", "--bootstrap",
-         kafka_bootstrap, "--out", str(out)],
+         kafka_bootstrap, "--out", str(out), "--keep-work"],  # its logs stay in tmp_path
         capture_output=True, text=True, timeout=600, env=env, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
