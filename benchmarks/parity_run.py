@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks.procstat import cpu_seconds, peak_rss_bytes
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
-from infra.topics import ensure_topics
+from infra.topics import ensure_worker_topics
 from streams.harness import FRAUDSTREAM, WorkerProcess
 from streams.score_messages import decode_scores
 
@@ -82,7 +82,7 @@ def run_settings(base: Settings, work: Path, *, partitions: int, model: str, env
 
 def replay(settings: Settings, path: Path, envelope: int, n_tx: int) -> float:
     """``fraudstream replay`` of the whole file with labels, at full speed; returns seconds."""
-    ensure_topics(settings)
+    ensure_worker_topics(settings)
     started = time.perf_counter()
     done = subprocess.run(
         [*FRAUDSTREAM, "replay", str(path), "--envelope", str(envelope), "--no-progress"],

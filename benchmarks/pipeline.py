@@ -30,7 +30,7 @@ import pandas as pd
 
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
-from infra.topics import ensure_topics
+from infra.topics import ensure_worker_topics
 from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
 from streams.score_messages import decode_scores
 
@@ -104,7 +104,7 @@ def make_backlog(bench: Bench, name: str, world: World, n_tx: int, envelope: int
     """Produce ``n_tx`` transactions with their labels, ``envelope`` events per message."""
     topics = bench.topics(name)
     settings = bench.settings(topics)
-    ensure_topics(settings)
+    ensure_worker_topics(settings)
     started = time.perf_counter()
     produce(settings, *world.args(), "--max-tx", str(n_tx), "--envelope", str(envelope))
     backlog = Backlog(name, topics, n_tx, envelope, produce_s=time.perf_counter() - started)
@@ -231,7 +231,7 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         processing_mode=spec.mode, learning=spec.learning,
         **({"snapshot_every_labels": spec.snapshot_every} if spec.snapshot_every else {}),
     )
-    ensure_topics(settings)
+    ensure_worker_topics(settings)
     trainer: subprocess.Popen[bytes] | None = None
     target = min(spec.stop_after or spec.backlog.n_tx, spec.backlog.n_tx)
     workers = [WorkerProcess(settings, f"w{i}", bench.work / "logs" / run)
@@ -346,7 +346,7 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
     topics = bench.topics(f"lat-{run}")
     settings = bench.settings(topics, app_id=f"bench-{bench.tag}-lat-{run}", model=model,
                               processing_mode=mode)
-    ensure_topics(settings)
+    ensure_worker_topics(settings)
     worker = WorkerProcess(settings, "w0", bench.work / "logs" / f"lat-{run}")
     try:
         worker.start()

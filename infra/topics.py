@@ -51,6 +51,20 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> T
             admin.close()
 
 
+def ensure_worker_topics(settings: Settings) -> TopicReport:
+    """The pipeline's topics and the workers' card changelog (``{app_id}-cards-changelog``).
+
+    Faust declares the changelog itself when a worker starts, but on a loaded machine that
+    creation can come after the worker's consumer has read the cluster's metadata; the worker
+    then sees the changelog with 0 partitions and every card write fails (Faust's
+    ``PartitionsMismatch``) until the metadata is refreshed, minutes later (seen in the quick
+    benchmark, eight runs at once on 2 cores). Created beforehand, it is there from the start.
+    """
+    changelog = TopicSpec(f"{settings.app_id}-cards-changelog", settings.topics.partitions,
+                          compacted=True)
+    return ensure_topics(settings, [*settings.topics.specs(), changelog])
+
+
 def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
     """Partition count of each named topic (absent topics are left out)."""
     from kafka import KafkaConsumer
