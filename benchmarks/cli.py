@@ -78,6 +78,9 @@ def parity(
                                  "runs the workers in envelope mode, else event mode."),
     partitions: int = typer.Option(4, "--partitions", help="Partitions of the run's topics."),
     workers: int = typer.Option(1, "--workers", help="Worker processes (at most --partitions)."),
+    learning: str = typer.Option(None, "--learning", help="local: each worker learns its own "
+                                 "partitions' labels; shared: every worker learns every label "
+                                 "(default: local for one worker, shared for more)."),
     label_delay_days: float = typer.Option(None, "--label-delay-days", help="Every label is "
                                            "known this many days after its transaction "
                                            "(default: FRAUDSTREAM_LABEL_DELAY_DAYS, 7)."),
@@ -98,7 +101,8 @@ def parity(
 
     settings = get_settings()
     args = ParityArgs(data, preset, model, envelope, partitions, workers,
-                      settings.label_delay_days if label_delay_days is None else label_delay_days)
+                      settings.label_delay_days if label_delay_days is None else label_delay_days,
+                      learning)
     args.validate()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # workers and broker get stopped
     result = run_parity(args, settings, log=lambda msg: typer.echo(msg, err=True),

@@ -47,6 +47,13 @@ class ParityArgs:
     partitions: int = 4
     workers: int = 1
     label_delay_days: float = 7.0
+    learning: str | None = None
+    """``local`` or ``shared`` (``streams.shared_learning``); None: local for one worker,
+    shared for more (with local learning each of W models learns 1/W of the labels)."""
+
+    @property
+    def learning_mode(self) -> str:
+        return self.learning or ("local" if self.workers == 1 else "shared")
 
     def validate(self) -> None:
         """Bad arguments fail here, in one line, before the broker or a worker is touched."""
@@ -70,6 +77,8 @@ class ParityArgs:
             raise FraudstreamError(
                 f"--workers {self.workers} > --partitions {self.partitions}: a worker without a "
                 "partition would only idle (Kafka gives each partition to one group member)")
+        if self.learning not in (None, "local", "shared"):
+            raise FraudstreamError(f"--learning must be local or shared, not {self.learning!r}")
         if not (self.label_delay_days >= 0 and math.isfinite(self.label_delay_days)):
             raise FraudstreamError(
                 f"--label-delay-days must be a number >= 0, not {self.label_delay_days}")
@@ -119,7 +128,8 @@ def run_parity(args: ParityArgs, base: Settings, log: parity_run.Log = print,
         with parity_run.broker(base, log) as on_broker:
             settings = parity_run.run_settings(
                 on_broker, work, partitions=args.partitions, model=args.model,
-                envelope=args.envelope, label_delay_days=args.label_delay_days)
+                envelope=args.envelope, label_delay_days=args.label_delay_days,
+                learning=args.learning_mode)
             _sign_batch_model(settings, args.model, fitted, data)
             try:
                 log(f"replaying {len(data):,} transactions and their labels into "
@@ -183,6 +193,7 @@ def result_dict(args: ParityArgs, parity: parity_eval.Parity, drained: parity_ru
         "model": args.model,
         "partitions": args.partitions,
         "workers": args.workers,
+        "learning": args.learning_mode,
         "envelope": args.envelope,
         "label_delay_days": args.label_delay_days,
         "window": parity.protocol.window,
@@ -224,7 +235,8 @@ def render(result: dict[str, Any]) -> list[Any]:
 
     title = (f"pipeline vs offline · {result['model']} · {result['protocol']} "
              f"({result['window']}) · {result['partitions']} partition(s), "
-             f"{result['workers']} worker(s), envelope {result['envelope']}")
+             f"{result['workers']} worker(s) ({result['learning']} learning), "
+             f"envelope {result['envelope']}")
     acc = Table(title=title, title_justify="left")
     for col in ("metric", "pipeline", "offline", "pipeline − offline"):
         acc.add_column(col, justify="left" if col == "metric" else "right")

@@ -65,7 +65,7 @@ def broker(settings: Settings, log: Log) -> Iterator[Settings]:
 
 
 def run_settings(base: Settings, work: Path, *, partitions: int, model: str, envelope: int,
-                 label_delay_days: float) -> Settings:
+                 label_delay_days: float, learning: str = "local") -> Settings:
     """Fresh topic names, app id, state and registry for one run: nothing old leaks in."""
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     topics = TopicSettings(**{
@@ -74,7 +74,7 @@ def run_settings(base: Settings, work: Path, *, partitions: int, model: str, env
     }, partitions=partitions)
     return base.model_copy(update={
         "topics": topics, "app_id": f"parity-{run}", "model": model,
-        "processing_mode": "envelope" if envelope > 1 else "event", "learning": "local",
+        "processing_mode": "envelope" if envelope > 1 else "event", "learning": learning,
         "state_dir": work / "state", "registry_dir": work / "registry",
         "label_delay_days": label_delay_days, "model_snapshot": None,
     })

@@ -35,7 +35,7 @@ from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
 from streams.score_messages import decode_scores
 
 PER_RUN_TOPICS = ("scores", "alerts", "transactions_dlq", "labels_dlq", "terminal_events",
-                  "model_snapshots", "heartbeats")
+                  "model_snapshots", "heartbeats", "learned_examples")
 
 
 @dataclass(frozen=True)

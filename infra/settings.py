@@ -164,6 +164,7 @@ class TopicSettings(BaseSettings):
     terminal_events: str = "terminal-events"
     model_snapshots: str = "model-snapshots"
     heartbeats: str = "heartbeats"
+    learned_examples: str = "learned-examples"
     partitions: int = Field(default=4, ge=1, le=1024)
 
     def specs(self) -> list[TopicSpec]:
@@ -180,6 +181,7 @@ class TopicSettings(BaseSettings):
             TopicSpec(self.terminal_events, p, retention_ms=60 * day),
             TopicSpec(self.model_snapshots, 1, compacted=True),
             TopicSpec(self.heartbeats, 1, retention_ms=day),
+            TopicSpec(self.learned_examples, p, retention_ms=60 * day),
         ]
 
 
@@ -227,7 +229,11 @@ class Settings(BaseSettings):
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
-    learning: Literal["local", "off", "trainer"] = "local"
+    learning: Literal["local", "shared", "off", "trainer"] = "local"
+    """Who learns the labels: ``local``, each worker those of its own partitions; ``shared``,
+    each worker every label, its peers' read from the ``learned-examples`` topic
+    (``streams.shared_learning``); ``trainer``, one ``fraudstream trainer`` process whose
+    snapshots the workers load; ``off``, nobody."""
     replay_on_assign: int = Field(default=1000, ge=0)
     """Messages re-read before the committed offset of a newly assigned partition (0: off);
     see ``streams.rewind``."""

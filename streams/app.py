@@ -23,6 +23,7 @@ from faust.streams import _current_event
 from faust.types import EventT
 
 from infra.settings import Settings
+from models.features import FEATURE_NAMES
 from models.registry import Registry
 from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
@@ -31,6 +32,7 @@ from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
 from streams.published import read_published
 from streams.rewind import install_rewind
+from streams.shared_learning import SharedExamples
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -106,6 +108,7 @@ class FraudApp:
         self.labels_dlq = app.topic(t.labels_dlq, partitions=1, **raw)
         self.terminal_topic = app.topic(t.terminal_events, partitions=t.partitions, **raw)
         self.heartbeat_topic = app.topic(t.heartbeats, partitions=1, **raw)
+        self.examples_topic = app.topic(t.learned_examples, partitions=t.partitions, **raw)
         # Keyed by the card id bytes, the same bytes as the source topics' keys. Faust puts a
         # table write in the partition of the *current event*; a micro-batch mixes partitions,
         # so the processor binds each card's own event before storing it (``_bind_event``).
@@ -120,7 +123,7 @@ class FraudApp:
         self.runtime = ModelRuntime(
             settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
             snapshot_every=settings.snapshot_every_labels,
-            learn=settings.learning == "local", warm_start=settings.model_snapshot,
+            learn=settings.learning in ("local", "shared"), warm_start=settings.model_snapshot,
         )
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)
@@ -132,6 +135,11 @@ class FraudApp:
                                            settings.alert_threshold),
         )
         self.processor.bind_event = _bind_event
+        self.shared: SharedExamples | None = None
+        self._examples_from: dict[int, int] = {}
+        if settings.learning == "shared":
+            self.shared = self.processor.shared = SharedExamples(len(FEATURE_NAMES))
+            self._examples_from = self.shared.restore(self.runtime.resume.get("shared"))
         # a batch is answered with one score message per partition (``score_messages``)
         self.processor.pack_scores = settings.processing_mode in ("envelope", "microbatch")
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
@@ -154,6 +162,11 @@ class FraudApp:
         crash after its source offset was committed. The cards these results depend on go
         first (``CardTable.publish``): a score must not be out before its card's state is.
         """
+        shared = self.shared
+        if shared is not None:  # the examples first: re-sent after a crash rather than lost
+            examples = shared.take_outgoing()
+            if examples is not None:
+                await self.examples_topic.send(key=self.worker_id.encode(), value=examples)
         await self.card_table.publish()
         for key, value in out.scores:
             await self.scores_topic.send(key=key, value=value)
@@ -288,7 +301,8 @@ class FraudApp:
 
     def _snapshot(self) -> None:
         auc, ap = self.telemetry.rolling_quality()
-        self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap})
+        resume = {"shared": self.shared.checkpoint()} if self.shared is not None else None
+        self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap}, resume=resume)
         self.telemetry.model_version.set(self.runtime.version)
 
     def _record(self, event: EventT) -> Record:
@@ -308,6 +322,8 @@ class FraudApp:
         @app.agent(self.tx_topic, concurrency=1)
         async def score_transactions(stream: faust.StreamT) -> None:
             await self.replica.ready.wait()
+            if self.shared is not None:  # the peers' examples the snapshot lacks come first
+                await self.shared.ready.wait()
             if mode == "microbatch":
                 async for events in stream.take_events(s.microbatch_size, s.microbatch_within_s):
                     await self._send(self.processor.score([self._record(e) for e in events]),
@@ -319,6 +335,8 @@ class FraudApp:
         @app.agent(self.labels_topic, concurrency=1)
         async def learn_labels(stream: faust.StreamT) -> None:
             await self.replica.ready.wait()
+            if self.shared is not None:
+                await self.shared.ready.wait()
             async for events in stream.take_events(500, 0.05):
                 await self._send(self.processor.learn([self._record(e) for e in events]),
                            self.labels_dlq)
@@ -352,6 +370,8 @@ class FraudApp:
         @app.timer(1.0)
         async def sample_telemetry() -> None:
             self.telemetry.alert_threshold.set(self.processor.alert_policy.threshold)
+            if self.shared is not None:
+                self.telemetry.peer_examples_waiting.set(self.shared.waiting())
             self.telemetry.sample(self.consumer_lag())
 
         @app.timer(HEARTBEAT_EVERY_S)
@@ -373,6 +393,12 @@ class FraudApp:
         @app.task
         async def follow_heartbeats() -> None:
             await self._follow_heartbeats()
+
+        if self.shared is not None:
+
+            @app.task
+            async def follow_learned_examples() -> None:
+                await self._follow_examples()
 
         if s.learning == "trainer":
 
@@ -449,6 +475,21 @@ class FraudApp:
             finally:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
+
+    async def _follow_examples(self) -> None:
+        """Read the peers' learned examples (``streams.shared_learning``); after broker
+        trouble, carry on from the last message read."""
+        shared, topic = self.shared, self.settings.topics.learned_examples
+        assert shared is not None
+        while True:
+            try:
+                await shared.follow(topic, self.settings.kafka.aiokafka_kwargs(),
+                                    self._examples_from)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("learned-examples reader restarting: %s", exc)
+                await asyncio.sleep(1.0)
 
     async def _follow_snapshots(self) -> None:
         """Swap in each snapshot the trainer publishes (verified; a bad one is refused)."""

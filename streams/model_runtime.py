@@ -52,6 +52,9 @@ class ModelRuntime:
         self.load_errors: list[str] = []
         self.warm_start = warm_start
         self.warm_started_from: str | None = None  # "NAME@VERSION" after a warm start
+        self.resume: dict[str, Any] = {}
+        """What the worker's own snapshot it started from says about reading on (its
+        ``resume`` entry, e.g. the shared examples' offsets); empty otherwise."""
         self._seed = seed
 
     def _warm_ref(self) -> str | None:
@@ -96,6 +99,7 @@ class ModelRuntime:
             self.model = snap.model
             self.version = int(snap.meta["version"])
             self.learned = int(snap.meta.get("learned", 0))
+            self.resume = dict(snap.meta.get("resume") or {})
             log.info("loaded model %s v%d (%d labels learned)", source, self.version, self.learned)
             return True
         return False
@@ -163,14 +167,19 @@ class ModelRuntime:
         self.learned_since_snapshot += 1
         return self.learned_since_snapshot >= self.snapshot_every
 
-    def snapshot(self, metrics: dict[str, Any] | None = None) -> str:
-        """Write a signed snapshot and advance the version."""
+    def snapshot(self, metrics: dict[str, Any] | None = None,
+                 resume: dict[str, Any] | None = None) -> str:
+        """Write a signed snapshot and advance the version; ``resume`` is kept in its header
+        for a worker restarted from it (``self.resume``)."""
         started = time.perf_counter()
+        extra: dict[str, Any] = {"learned": self.learned, "model": self.name}
+        if resume:
+            extra["resume"] = resume
         path = self.registry.save(
             self.model,
             self.snapshot_name,
             metrics=metrics or {},
-            extra={"learned": self.learned, "model": self.name},
+            extra=extra,
         )
         self.version = int(path.stem.lstrip("v"))
         self.learned_since_snapshot = 0

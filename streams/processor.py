@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
 from streams.score_messages import encode_score, encode_scores
+from streams.shared_learning import SharedExamples
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -135,6 +137,9 @@ class Processor:
         self.pack_scores = False
         """Answer each batch with one message per partition (envelope mode), not one per
         transaction (``streams.score_messages``)."""
+        self.shared: SharedExamples | None = None
+        """With ``learning=shared``: the peers' examples to learn in event time, and this
+        worker's to publish (``streams.shared_learning``)."""
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
 
@@ -270,6 +275,8 @@ class Processor:
         dirty: set[bytes] = set()
         replica, clock = self.replica, self.clock
         replayed = rescored = 0
+        shared = self.shared
+        peers_next = shared.next_known_at() if shared is not None else math.inf
         for key, tx, partition in txs:
             clock.advance(partition, tx.ts)
             due = clock.due_everywhere()  # labels known by now come first
@@ -278,6 +285,11 @@ class Processor:
                 fresh = []
                 for held_partition, labels in due:
                     self._release(labels, held_partition, out, dirty)
+            if peers_next <= tx.ts:  # and so do the peers' examples known by now
+                self._score_fresh(fresh, out)
+                fresh = []
+                self._learn_peers(tx.ts, out)
+                peers_next = shared.next_known_at()  # type: ignore[union-attr]
             card = self._card(key)
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
@@ -335,7 +347,7 @@ class Processor:
                 # own transaction, or one that arrived late): learn now, after the score
                 del card.early[tx.tx_id]
                 entry = card.pop_pending(tx.tx_id)
-                out.snapshot_due |= self._learn(card, tx.tx_id, int(held[0]), entry)
+                out.snapshot_due |= self._learn(card, tx.tx_id, int(held[0]), entry, held[1])
             expired = card.expire(tx.ts)
             if expired:
                 self.telemetry.labels_expired.inc(expired)
@@ -374,7 +386,7 @@ class Processor:
             return
         event = self._last_event[partition]
         released = 0
-        for _known_at, tx_id, key in due:
+        for known_at, tx_id, key in due:
             card = self._card(key)
             held = card.early.get(tx_id)
             if held is None:  # learned or expired meanwhile
@@ -383,7 +395,7 @@ class Processor:
             if entry is None:  # its transaction is still to come: learned when it is scored
                 continue
             del card.early[tx_id]
-            out.snapshot_due |= self._learn(card, tx_id, int(held[0]), entry)
+            out.snapshot_due |= self._learn(card, tx_id, int(held[0]), entry, known_at)
             released += 1
             dirty.add(key)
             self._origin.setdefault(key, event)
@@ -507,7 +519,8 @@ class Processor:
                 entry = card.pop_pending(label.tx_id)
                 if entry is not None:
                     self.telemetry.labels_late.inc()
-                    out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry)
+                    out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry,
+                                                    label.known_at)
                     dirty.add(key)
                     continue
                 self.telemetry.labels_early.inc()  # before its transaction
@@ -562,10 +575,26 @@ class Processor:
                 paused.discard(partition)
                 out.resume.append(partition)
 
-    def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any) -> bool:
+    def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any,
+               known_at: float) -> bool:
         card.mark_done(tx_id)
         self._feature_mean.update(entry.features)
         self.telemetry.observe_label(entry.score, fraud)  # rolling AUC/AP, in every mode
+        shared = self.shared
+        if shared is not None:
+            if shared.known(tx_id):  # learned from a peer's example (a re-read after a crash)
+                return False
+            shared.record_local(tx_id, known_at, fraud, entry.features)
         if self.runtime.learn_enabled:
             self.telemetry.learned.inc()
         return self.runtime.learn(entry.features, fraud)
+
+    def _learn_peers(self, t: float, out: Outgoing) -> None:
+        """Learn the peers' examples known at or before ``t`` (``streams.shared_learning``)."""
+        runtime, learned = self.runtime, 0
+        for features, fraud in self.shared.due(t):  # type: ignore[union-attr]
+            out.snapshot_due |= runtime.learn(features, fraud)
+            learned += 1
+        if runtime.learn_enabled:
+            self.telemetry.learned.inc(learned)
+        self.telemetry.peer_examples.inc(learned)

@@ -49,6 +49,12 @@ class Telemetry:
         self.partitions_paused = Gauge("fraudstream_partitions_paused",
                                        "Transaction partitions paused: ahead of the others in "
                                        "event time", registry=r)
+        self.peer_examples = Counter("fraudstream_peer_examples_learned",
+                                     "Examples learned from other workers (learning=shared)",
+                                     registry=r)
+        self.peer_examples_waiting = Gauge("fraudstream_peer_examples_waiting",
+                                           "Peers' examples waiting for this worker's event "
+                                           "time (learning=shared)", registry=r)
         self.labels_expired = Counter("fraudstream_labels_expired",
                                       "Held labels dropped: their transaction never came",
                                       registry=r)
