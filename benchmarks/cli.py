@@ -87,7 +87,7 @@ def parity(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of "
                                  "tables."),
     keep_work: bool = typer.Option(False, "--keep-work", help="Keep the work directory "
-                                   "(worker logs, state) for debugging."),
+                                   "(worker logs, state) and the run's topics for debugging."),
 ) -> None:
     """Pipeline vs offline evaluator on one file: AUC, AP, CP@100 on the same rows.
 

@@ -144,7 +144,10 @@ def run_parity(args: ParityArgs, base: Settings, log: parity_run.Log = print,
                 finally:
                     collector.close()
             finally:
-                parity_run.delete_run_topics(settings, log)
+                if keep_work:  # a kept run can be read back (its scores, its deltas)
+                    log(f"topics kept: {settings.topics.scores} and the others of {settings.app_id}")
+                else:
+                    parity_run.delete_run_topics(settings, log)
         failed = False
     finally:
         if failed or keep_work:

@@ -346,7 +346,7 @@ class FraudApp:
             kwargs = s.kafka.aiokafka_kwargs()
             while True:
                 try:
-                    await self.replica.follow(s.topics.terminal_events, kwargs)
+                    await self.replica.follow(s.topics.terminal_events, t.partitions, kwargs)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # broker restart: resume by replaying the log
@@ -483,8 +483,8 @@ class FraudApp:
         assert shared is not None
         while True:
             try:
-                await shared.follow(topic, self.settings.kafka.aiokafka_kwargs(),
-                                    self._examples_from)
+                await shared.follow(topic, self.settings.topics.partitions,
+                                    self.settings.kafka.aiokafka_kwargs(), self._examples_from)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -42,7 +42,6 @@ a JSON encoding of 15 floats per row costs more CPU than the example's learning.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import math
@@ -51,6 +50,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from streams.log_follower import follow_topic
 
 log = logging.getLogger(__name__)
 
@@ -227,41 +228,10 @@ class SharedExamples:
         return {int(p): int(o) for p, o in checkpoint.get("offsets", {}).items()}
 
     # -- reading the log -----------------------------------------------------------------
-    async def follow(self, topic: str, consumer_kwargs: dict[str, Any],
+    async def follow(self, topic: str, partitions: int, consumer_kwargs: dict[str, Any],
                      start: dict[int, int]) -> None:
-        """Read ``topic`` from ``start`` (else its beginning) until cancelled; ``ready`` is
-        set once what the log held at start has been read."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **consumer_kwargs)
-        await consumer.start()
-        try:
-            partitions = None
-            for _ in range(100):
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions:
-                    break
-                await consumer.topics()
-                await asyncio.sleep(0.1)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions or [0])]
-            consumer.assign(tps)
-            for tp in tps:
-                resume = self.positions.get(tp.partition, start.get(tp.partition))
-                if resume is None:
-                    await consumer.seek_to_beginning(tp)
-                else:
-                    consumer.seek(tp, resume)
-            end = await consumer.end_offsets(tps)
-            while True:
-                if not self.ready.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in tps}
-                    if all(positions[tp] >= end[tp] for tp in tps):
-                        log.info("learned examples caught up: %d waiting", self.waiting())
-                        self.ready.set()
-                batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self.add_message(tp.partition, record.offset, record.value)
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        """Read ``topic`` from ``start`` (else its beginning; after a reconnection, from the
+        last message read) until cancelled; ``ready`` is set once what the log held at the
+        start has been read."""
+        await follow_topic(topic, partitions, consumer_kwargs, self.add_message, self.ready,
+                           lambda p: self.positions.get(p, start.get(p)))

@@ -20,7 +20,6 @@ own deltas read back from the log, or deltas re-published after a crash, are not
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -32,6 +31,7 @@ from models.features import (
     TerminalState,
     terminal_features,
 )
+from streams.log_follower import follow_topic
 
 log = logging.getLogger(__name__)
 
@@ -104,36 +104,8 @@ class TerminalReplica:
             log.error("ignoring malformed terminal delta message: %s", exc)
         self.applied_messages += 1
 
-    async def follow(self, topic: str, consumer_kwargs: dict[str, Any]) -> None:
+    async def follow(self, topic: str, partitions: int, consumer_kwargs: dict[str, Any]) -> None:
         """Replay ``topic`` from the start, then keep applying new deltas until cancelled."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None, **consumer_kwargs)
-        await consumer.start()
-        try:
-            partitions = None
-            for _ in range(100):
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions:
-                    break
-                await consumer.topics()  # refreshes cluster metadata
-                await asyncio.sleep(0.1)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions or [0])]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            if all(v == 0 for v in end.values()):
-                self.ready.set()
-            while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for records in batches.values():
-                    for record in records:
-                        self.apply_message(record.value)
-                if not self.ready.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in tps}
-                    if all(positions[tp] >= end[tp] for tp in tps):
-                        log.info("terminal replica caught up: %d terminals", len(self.states))
-                        self.ready.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+        await follow_topic(topic, partitions, consumer_kwargs,
+                           lambda _partition, _offset, value: self.apply_message(value),
+                           self.ready)
