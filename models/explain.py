@@ -102,20 +102,43 @@ class Attribution:
 class FeatureMean:
     """Running mean of the 15 features: an occlusion reference for models that keep none.
 
+    Updated for every label but read only for an alert, so rows are buffered and folded into
+    the mean in one numpy sum when it is read (or every ``fold_every`` rows): an update is an
+    append, where a per-row Python update of 15 means cost 7% of a worker's CPU.
+
     >>> ref = FeatureMean()
     >>> ref.update([1.0] * 15); ref.update([3.0] * 15)
-    >>> ref.values[:2]
-    [2.0, 2.0]
+    >>> ref.values[:2], ref.n
+    ([2.0, 2.0], 2)
     """
 
-    def __init__(self, n_features: int = len(FEATURE_NAMES)) -> None:
-        self.n = 0
-        self.values = [0.0] * n_features
+    def __init__(self, n_features: int = len(FEATURE_NAMES), fold_every: int = 4096) -> None:
+        self._n = 0
+        self._mean = np.zeros(n_features)
+        self._rows: list[Sequence[float]] = []
+        self._fold_every = fold_every
 
     def update(self, features: Sequence[float]) -> None:
-        self.n += 1
-        inv = 1.0 / self.n
-        self.values = [m + (x - m) * inv for m, x in zip(self.values, features, strict=True)]
+        self._rows.append(features)
+        if len(self._rows) >= self._fold_every:
+            self._fold()
+
+    def _fold(self) -> None:
+        rows = np.asarray(self._rows, dtype=np.float64)
+        self._rows = []
+        k = len(rows)
+        self._n += k
+        self._mean += (rows.sum(axis=0) - k * self._mean) / self._n
+
+    @property
+    def n(self) -> int:
+        return self._n + len(self._rows)
+
+    @property
+    def values(self) -> list[float]:
+        if self._rows:
+            self._fold()
+        return self._mean.tolist()
 
 
 def reasons(
