@@ -508,6 +508,14 @@ class FraudApp:
             now = time.time()
             alive = sum(1 for b in self.telemetry.peers.values() if now - b["t"] < 10)
             self.telemetry.workers_alive.set(alive)
+            if alive > 1 and self.settings.learning == "local" and not warned:
+                warned.append(True)
+                log.warning("%d workers share this group with FRAUDSTREAM_LEARNING=local: each "
+                            "model learns only its own partitions' labels; "
+                            "FRAUDSTREAM_LEARNING=shared makes every model learn all of them",
+                            alive)
+
+        warned: list[bool] = []
 
         await self._follow(self.settings.topics.heartbeats, "latest", on_beat)
 
