@@ -215,7 +215,7 @@ class RunSpec:
     workers: int = 1
     stop_after: int | None = None  # stop once this many are scored (a prefix of the backlog)
     cap_s: float = 600.0  # give up waiting after this long scoring (slow models): partial run
-    learning: str = "local"  # local | trainer (a ``fraudstream trainer`` process learns)
+    learning: str = "local"  # local | shared | trainer (a ``fraudstream trainer`` process learns)
     snapshot_every: int | None = None  # labels between snapshots (None: the setting's default)
 
 

@@ -97,6 +97,13 @@ class Plan:
     matrix_warmup_days: int = 7
 
 
+def _learning_runs(p: Plan) -> list[tuple[str, int | None]]:
+    """Who learns: each worker its own labels, every worker all labels (with more than one
+    worker: with one, shared is local), or one trainer."""
+    shared = [("shared", None)] if p.learning_workers > 1 else []
+    return [("local", None), *shared, *(("trainer", n) for n in p.snapshot_periods)]
+
+
 def plan(quick: bool) -> Plan:
     if quick:
         return Plan(
@@ -239,7 +246,7 @@ def _measure(bench: Bench, p: Plan) -> dict[str, Any]:
         "logreg/event, 2 workers", "logreg", "event", backlogs[1], learn=False, workers=2,
         stop_after=p.sweep_prefix))))
     learn_env = max(p.envelopes)
-    for learning, every in [("local", None), *(("trainer", n) for n in p.snapshot_periods)]:
+    for learning, every in _learning_runs(p):
         jobs.append((f"learning/{learning}/{every}", partial(run_drain, bench, RunSpec(
             f"logreg/{mode_label('envelope', learn_env)}, {p.learning_workers} worker(s), "
             f"{learning}", "logreg", "envelope", backlogs[learn_env], learn=True,
@@ -286,7 +293,7 @@ def _measure(bench: Bench, p: Plan) -> dict[str, Any]:
         matrix.append(res)
     r["matrix"] = matrix
     learning_runs = []
-    for learning, every in [("local", None), *(("trainer", n) for n in p.snapshot_periods)]:
+    for learning, every in _learning_runs(p):
         res = done[f"learning/{learning}/{every}"]
         if res is None:
             continue
@@ -523,18 +530,21 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
     ))
 
     # -- trainer versus local learning --------------------------------------------------
-    learn_rows = [[x["learning"], "-" if x["learning"] == "local" else x["snapshot_every"],
+    learn_rows = [[x["learning"], x["snapshot_every"] if x["learning"] == "trainer" else "-",
                    x["scored"], x["tx_per_s"], x["auc"], x["ap"], x["cp_at_100"],
                    x["mean_labels_in_model"], x["labels_in_final_model"],
                    _age(x["mean_model_age_s"]), _age(x["p95_model_age_s"]),
                    pct(x["share_before_first_snapshot"])] for x in r.get("learning", [])]
     sections.append(Section(
-        "One model per worker versus a single trainer",
+        "Who learns: each worker its own labels, every worker all labels, or one trainer",
         f"{p.learning_workers} worker(s) over 4 partitions drain the first {p.learning_tx:,} "
         "transactions of the "
         f"envelope-{max(p.envelopes)} backlog with its labels, online logreg. *local*: each "
         "worker learns from the labels of its own partitions, at once (model age 0, but with "
         f"{p.learning_workers} worker(s) each sees about 1/{p.learning_workers} of the labels). "
+        "*shared*: each worker also learns its peers' examples from `learned-examples`, in its "
+        "own event time (every model learns every label; the price is one more topic to "
+        "write and read, and a peer's example is a few batches late). "
         "*trainer*: the workers never learn; one `fraudstream trainer` "
         "learns from every label and publishes a signed snapshot every N labels, which the "
         "workers swap in. Model age = scored_at - the snapshot's published_at; labels in model "
