@@ -631,13 +631,15 @@ def audited_worker() -> None:
     os.write(fd, f"START {os.getpid()}\n".encode())
     learn, snapshot, start = Processor._learn, ModelRuntime.snapshot, ModelRuntime.start
 
-    def audited_learn(self: Processor, card: Any, tx_id: int, fraud: int, entry: Any) -> bool:
-        due = learn(self, card, tx_id, fraud, entry)
+    # pass-through signatures: the hooks must not pin the processor's own (a changed
+    # signature once made every audited learn fail, and the crash runs lost transactions)
+    def audited_learn(self: Processor, card: Any, tx_id: int, *args: Any, **kwargs: Any) -> bool:
+        due = learn(self, card, tx_id, *args, **kwargs)
         os.write(fd, f"T {tx_id}\n".encode())
         return due
 
-    def audited_snapshot(self: ModelRuntime, metrics: dict[str, Any] | None = None) -> str:
-        path = snapshot(self, metrics)
+    def audited_snapshot(self: ModelRuntime, *args: Any, **kwargs: Any) -> str:
+        path = snapshot(self, *args, **kwargs)
         os.write(fd, f"S {self.version}\n".encode())
         return path
 
