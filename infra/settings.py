@@ -228,6 +228,11 @@ class Settings(BaseSettings):
     replay, a quiet partition): Kafka Streams' ``max.task.idle.ms``."""
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
+    retrain_every_days: float = Field(default=7.0, gt=0)
+    """``fraudstream trainer`` with a batch model: refit every this many days of event time."""
+    retrain_window_days: float | None = Field(default=28.0, gt=0)
+    """... on the labels of the transactions of the last this many days (unset: all of them;
+    memory grows with the traffic then)."""
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
     learning: Literal["local", "shared", "off", "trainer"] = "local"
     """Who learns the labels: ``local``, each worker those of its own partitions; ``shared``,

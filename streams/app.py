@@ -124,6 +124,7 @@ class FraudApp:
             settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
             snapshot_every=settings.snapshot_every_labels,
             learn=settings.learning in ("local", "shared"), warm_start=settings.model_snapshot,
+            from_trainer=settings.learning == "trainer",
         )
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)
@@ -492,12 +493,17 @@ class FraudApp:
                 await asyncio.sleep(1.0)
 
     async def _follow_snapshots(self) -> None:
-        """Swap in each snapshot the trainer publishes (verified; a bad one is refused)."""
+        """Swap in each snapshot the trainer publishes (verified; a bad one is refused).
+
+        The trainer's versions are their own lineage (a worker may have started from another
+        snapshot, whose version says nothing about them): a note is taken when it is newer
+        than the last trainer note taken."""
+        taken = {"version": 0}
 
         def on_note(note: dict[str, Any]) -> None:
-            if int(note["version"]) > self.runtime.version and self.runtime.reload_from(
-                note["path"]
-            ):
+            version = int(note["version"])
+            if version > taken["version"] and self.runtime.reload_from(note["path"]):
+                taken["version"] = version
                 self.telemetry.model_version.set(self.runtime.version)
 
         await self._follow(self.settings.topics.model_snapshots, "earliest", on_note)

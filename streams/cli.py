@@ -93,22 +93,34 @@ def demo(
 
 
 def trainer(
-    model: str = typer.Option(None, help="Online model to train (default: FRAUDSTREAM_MODEL)."),
+    model: str = typer.Option(None, help="Model to train (default: FRAUDSTREAM_MODEL): an "
+                              "online one learns every label, a batch one is refitted "
+                              "every --every-days of event time."),
     bootstrap: str = typer.Option(None, help="Override KAFKA_BOOTSTRAP_SERVERS."),
     max_seconds: float = typer.Option(None, min=1, help="Stop after this long (default: never)."),
+    every_days: float = typer.Option(None, min=0.001, help="Batch models: refit every this many "
+                                     "days of event time (default: "
+                                     "FRAUDSTREAM_RETRAIN_EVERY_DAYS, 7)."),
+    window_days: float = typer.Option(None, min=0.001, help="Batch models: fit on the last this "
+                                      "many days of labelled transactions (default: "
+                                      "FRAUDSTREAM_RETRAIN_WINDOW_DAYS, 28)."),
 ) -> None:
     """Learn from every label in one process and publish snapshots (workers: LEARNING=trainer)."""
     import logging
 
-    from models.catalog import is_online
     from streams.trainer import run_trainer
 
     settings = settings_for(model=model, bootstrap=bootstrap)
-    if not is_online(settings.model):
-        raise FraudstreamError(f"the trainer needs an online model, not {settings.model!r}")
+    update: dict[str, float] = {}
+    if every_days is not None:
+        update["retrain_every_days"] = every_days
+    if window_days is not None:
+        update["retrain_window_days"] = window_days
+    settings = settings.model_copy(update=update)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     t = run_trainer(settings, max_seconds=max_seconds)
-    typer.echo(f"trainer stopped: {t.learned} labels learned, last snapshot v{t.version}")
+    what = f"{t.refits} refits" if not t.online else f"{t.learned} labels learned"
+    typer.echo(f"trainer stopped: {what}, last snapshot v{t.version}")
 
 
 def register(app: typer.Typer) -> None:

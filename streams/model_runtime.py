@@ -38,6 +38,7 @@ class ModelRuntime:
         learn: bool = True,
         seed: int = 0,
         warm_start: str | None = None,
+        from_trainer: bool = False,
     ) -> None:
         self.name = name
         self.registry = registry
@@ -56,6 +57,9 @@ class ModelRuntime:
         """What the worker's own snapshot it started from says about reading on (its
         ``resume`` entry, e.g. the shared examples' offsets); empty otherwise."""
         self._seed = seed
+        self.from_trainer = from_trainer
+        """Models come from ``fraudstream trainer``: a batch model may start unfitted (it
+        scores 0 until the trainer's first snapshot) instead of refusing to start."""
 
     def _warm_ref(self) -> str | None:
         return self.warm_start or None
@@ -82,6 +86,11 @@ class ModelRuntime:
             self._warm(ref)
             return
         if not self._load_newest(self.name):
+            if self.from_trainer:
+                self.model = make_model(self.name, seed=self._seed)
+                log.info("no %s snapshot yet: scoring 0 until the trainer publishes one",
+                         self.name)
+                return
             raise RegistryError(
                 f"batch model {self.name!r} has no valid snapshot in {self.registry.root}: "
                 f"train one first with `fraudstream train --model {self.name}`"

@@ -6,6 +6,16 @@ snapshot the trainer announces on the ``model-snapshots`` topic. One model sees 
 (better accuracy for the partitions' sum) at the price of staleness: scorers use a model that
 is up to one snapshot period old. ``fraudstream bench`` measures the two against each other.
 
+Two kinds of model:
+
+* **online** (River): learns each label as it is joined, snapshots every N labels;
+* **batch** (scikit-learn): the lambda architecture's batch layer, as a bank runs its
+  baseline. Every ``FRAUDSTREAM_RETRAIN_EVERY_DAYS`` of event time (7) it refits a fresh
+  estimator on the labels known by then (optionally only the last
+  ``FRAUDSTREAM_RETRAIN_WINDOW_DAYS`` of transactions) and publishes the snapshot. Event time
+  is the newest transaction time in ``scores``, so a replay retrains on the same days as live
+  traffic would.
+
 The trainer needs the features a transaction was scored with; they travel in the score
 message, so it joins ``scores`` and ``labels`` by transaction id. It is a plain consumer of all
 partitions (no Faust): one process, no state to partition.
@@ -17,7 +27,10 @@ import json
 import logging
 import signal
 import time
+from collections import deque
 from typing import Any
+
+import numpy as np
 
 from infra.settings import Settings
 from models.catalog import is_online, make_model
@@ -30,56 +43,114 @@ FEATURE_TTL_DAYS = 45.0
 
 
 class Trainer:
-    """Joins scores with labels by transaction id, learns, snapshots every N labels."""
+    """Joins scores with labels by transaction id, learns, snapshots when due.
 
-    def __init__(self, settings: Settings, snapshot_every: int | None = None) -> None:
-        if not is_online(settings.model):
-            raise ValueError(f"the trainer needs an online model, not {settings.model!r}")
+    Online models snapshot every N labels. A batch model collects the joined examples and is
+    refitted every ``retrain_every_days`` of event time on those known by then:
+
+    >>> from infra.settings import Settings
+    >>> t = Trainer(Settings(model="batch_logreg", registry_dir="/tmp/fs-doctest-reg"),
+    ...             retrain_every_days=7.0)
+    >>> for i in range(40):  # 40 days, one transaction a day, every 4th a fraud
+    ...     t.on_score({"tx_id": i, "ts": i * DAY, "features": [float(i % 4 == 0)] * 15})
+    ...     t.on_label({"tx_id": i, "fraud": int(i % 4 == 0), "known_at": i * DAY + 3600})
+    ...     if t.snapshot_due():
+    ...         _ = t.fit_batch()
+    >>> t.refits, t.model.fitted  # refitted on days 7, 14, 21, 28 and 35
+    (5, True)
+    >>> t.model.n_fitted  # the last 28 days' labels known on day 35: days 7 to 34
+    28
+    """
+
+    def __init__(self, settings: Settings, snapshot_every: int | None = None,
+                 retrain_every_days: float | None = None,
+                 retrain_window_days: float | None = None) -> None:
         self.settings = settings
+        self.online = is_online(settings.model)
         self.model: Any = make_model(settings.model)
         self.registry = Registry(settings.registry_dir,
                                  settings.model_signing_key.get_secret_value())
         self.name = f"{settings.app_id}-{settings.model}-trainer"
         self.snapshot_every = snapshot_every or settings.snapshot_every_labels
+        self.retrain_every = (retrain_every_days or settings.retrain_every_days) * DAY
+        window = retrain_window_days or settings.retrain_window_days
+        self.retrain_window = None if window is None else window * DAY
         self.features: dict[int, tuple[float, list[float]]] = {}  # tx_id -> (ts, features)
-        self.early: dict[int, int] = {}  # labels whose score has not been read yet
+        self.early: dict[int, tuple[int, float]] = {}  # labels whose score is not read yet
+        self.examples: deque[tuple[float, float, list[float], int]] = deque()
+        """Batch models: (known_at, ts, features, fraud) of every label joined so far."""
         self.learned = 0
         self.since_snapshot = 0
         self.version = 0
+        self.refits = 0
+        self.now = -np.inf  # event time: the newest transaction seen in ``scores``
+        self.next_refit: float | None = None
         self._latest_ts = 0.0
 
     def on_score(self, body: dict[str, Any]) -> None:
         tx_id = int(body["tx_id"])
+        ts = float(body["ts"])
         feats = [float(v) for v in body["features"]]
-        fraud = self.early.pop(tx_id, None)
-        if fraud is not None:
-            self._learn(feats, fraud)
+        if ts > self.now:
+            self.now = ts
+            if self.next_refit is None:
+                self.next_refit = ts + self.retrain_every
+        held = self.early.pop(tx_id, None)
+        if held is not None:
+            self._learn(feats, held[0], ts, held[1])
             return
-        self.features[tx_id] = (float(body["ts"]), feats)
-        if body["ts"] > self._latest_ts + DAY:
-            self._latest_ts = float(body["ts"])
+        self.features[tx_id] = (ts, feats)
+        if ts > self._latest_ts + DAY:
+            self._latest_ts = ts
             horizon = self._latest_ts - FEATURE_TTL_DAYS * DAY
             self.features = {k: v for k, v in self.features.items() if v[0] >= horizon}
 
     def on_label(self, body: dict[str, Any]) -> None:
         tx_id = int(body["tx_id"])
+        known_at = float(body.get("known_at", 0.0))
         entry = self.features.pop(tx_id, None)
         if entry is None:
-            self.early[tx_id] = int(body["fraud"])
+            self.early[tx_id] = (int(body["fraud"]), known_at)
             return
-        self._learn(entry[1], int(body["fraud"]))
+        self._learn(entry[1], int(body["fraud"]), entry[0], known_at)
 
-    def _learn(self, feats: list[float], fraud: int) -> None:
-        self.model.learn_one(dict(zip(FEATURE_NAMES, feats, strict=True)), fraud)
+    def _learn(self, feats: list[float], fraud: int, ts: float, known_at: float) -> None:
+        if self.online:
+            self.model.learn_one(dict(zip(FEATURE_NAMES, feats, strict=True)), fraud)
+        else:
+            self.examples.append((known_at, ts, feats, fraud))
         self.learned += 1
         self.since_snapshot += 1
 
     def snapshot_due(self) -> bool:
-        return self.since_snapshot >= self.snapshot_every
+        if self.online:
+            return self.since_snapshot >= self.snapshot_every
+        return self.next_refit is not None and self.now >= self.next_refit
+
+    def fit_batch(self) -> bool:
+        """Refit the batch model on the labels known by now; True if it was refitted (a
+        window with a single class keeps the previous model)."""
+        now = self.now
+        self.next_refit = now + self.retrain_every
+        if self.retrain_window is not None:
+            horizon = now - self.retrain_window
+            while self.examples and self.examples[0][1] < horizon:  # roughly in ts order
+                self.examples.popleft()
+        known = [(f, y) for k, ts, f, y in self.examples
+                 if k <= now and (self.retrain_window is None or ts >= now - self.retrain_window)]
+        y = np.array([fraud for _, fraud in known], dtype=np.int8)
+        if len(np.unique(y)) < 2:  # nothing to separate yet
+            return False
+        self.model.fit(np.array([f for f, _ in known]), y)
+        self.refits += 1
+        log.info("refitted %s on %d labels known by %s", self.settings.model, len(known),
+                 time.strftime("%Y-%m-%d", time.gmtime(now)))
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         path = self.registry.save(self.model, self.name,
-                                  extra={"learned": self.learned, "model": self.settings.model})
+                                  extra={"learned": self.learned, "model": self.settings.model,
+                                         "event_time": self.now if self.now > 0 else None})
         self.version = int(path.stem.lstrip("v"))
         self.since_snapshot = 0
         return {"name": self.name, "version": self.version, "path": str(path.resolve()),
@@ -128,6 +199,8 @@ def run_trainer(settings: Settings, max_seconds: float | None = None) -> Trainer
                         elif "fraud" in body:
                             trainer.on_label(body)
             if trainer.snapshot_due():
+                if not trainer.online and not trainer.fit_batch():
+                    continue  # nothing to fit yet: the workers keep what they have
                 note = trainer.snapshot()
                 producer.send(t.model_snapshots, key=trainer.name.encode(),
                               value=json.dumps(note).encode())

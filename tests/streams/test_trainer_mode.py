@@ -43,3 +43,37 @@ def test_workers_follow_the_trainers_snapshots(kafka_settings: Settings, tmp_pat
         trainer.terminate()
         out = trainer.communicate(timeout=30)[0].decode(errors="replace")
     assert "labels learned" in out
+
+
+def test_workers_hot_reload_the_batch_retrainers_snapshots(kafka_settings: Settings,
+                                                            tmp_path: Path) -> None:
+    """The lambda architecture's batch layer: a scikit-learn model refitted every 3 days of
+    event time; the worker starts with no snapshot (scores 0) and swaps each refit in."""
+    settings = kafka_settings.model_copy(update={
+        "state_dir": tmp_path / "state", "registry_dir": tmp_path / "registry",
+        "learning": "trainer", "model": "batch_logreg",
+    })
+    ensure_topics(settings)
+    worker = WorkerProcess(settings, "w0", tmp_path).start()
+    trainer = subprocess.Popen([*FRAUDSTREAM, "trainer", "--max-seconds", "150",
+                                "--every-days", "3"],
+                               env=child_env(settings), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    try:
+        worker.wait_ready()
+        assert worker.stats()["model"].startswith("batch_logreg:v0")
+        produce(settings, "--customers", "300", "--terminals", "600", "--days", "25",
+                "--max-tx", "5000", "--seed", "9")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            model = worker.stats()["model"]
+            if not model.startswith("batch_logreg:v0"):
+                break
+            time.sleep(1)
+        assert not model.startswith("batch_logreg:v0"), "no refit was picked up"
+        assert (settings.registry_dir / f"{settings.app_id}-batch_logreg-trainer").is_dir()
+    finally:
+        worker.stop()
+        trainer.terminate()
+        out = trainer.communicate(timeout=30)[0].decode(errors="replace")
+    assert "refitted batch_logreg" in out and "refits" in out

@@ -1,0 +1,96 @@
+"""The trainer's batch mode: a scikit-learn model refitted every N days of event time.
+
+Fed a small simulated world the way ``run_trainer`` reads it (scores with their features,
+labels with their ``known_at``, in event-time order), the trainer refits once per period on
+the labels known by then, each snapshot is signed and loads, and a worker refuses a tampered
+one and keeps its model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infra.settings import Settings
+from models.evaluate import prepare
+from models.features import DAY
+from models.metrics import score_all
+from models.registry import Registry
+from producers.simulator import Simulator
+from producers.world import WorldConfig
+from streams.model_runtime import ModelRuntime
+from streams.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def world() -> pd.DataFrame:
+    df = Simulator(WorldConfig(n_customers=200, n_terminals=400, n_days=40, seed=4)).frame()
+    return df.sort_values(["ts", "tx_id"], kind="stable").reset_index(drop=True)
+
+
+def _feed(trainer: Trainer, df: pd.DataFrame) -> list[dict]:
+    """Scores and labels in event-time order; a snapshot whenever one is due."""
+    data = prepare(df, delay_days=7.0, labels="data")
+    ids = df.tx_id.to_numpy()  # prepare() keeps the (ts, tx_id) order ``world`` has
+    events = [(float(ts), 0, i) for i, ts in enumerate(data.ts)]
+    events += [(float(k), 1, i) for i, k in enumerate(data.label_ts)]
+    events.sort()
+    notes = []
+    for _, kind, i in events:
+        if kind == 0:
+            trainer.on_score({"tx_id": int(ids[i]), "ts": float(data.ts[i]),
+                              "features": data.X[i].tolist()})
+        else:
+            trainer.on_label({"tx_id": int(ids[i]), "fraud": int(data.fraud[i]),
+                              "known_at": float(data.label_ts[i])})
+        if trainer.snapshot_due() and trainer.fit_batch():
+            notes.append(trainer.snapshot())
+    return notes
+
+
+def test_a_signed_snapshot_per_period_fitted_on_labels_known_by_then(
+    tmp_path: Path, world: pd.DataFrame
+) -> None:
+    settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
+    trainer = Trainer(settings, retrain_every_days=7.0, retrain_window_days=28.0)
+    notes = _feed(trainer, world)
+    span_days = (world.ts.max() - world.ts.min()) / DAY
+    assert len(notes) == trainer.refits == int(span_days // 7)  # days 7, 14, 21, 28, 35
+    assert [n["version"] for n in notes] == list(range(1, len(notes) + 1))
+    registry = Registry(tmp_path / "reg", settings.model_signing_key.get_secret_value())
+    last = registry.load(trainer.name)  # verifies the signature
+    assert last.meta["model"] == "batch_logreg" and last.model.fitted
+    # the last refit learned something: it ranks the last week's frauds (not in its data)
+    data = prepare(world, delay_days=7.0, labels="data")
+    week = data.ts >= data.ts.max() - 7 * DAY
+    s = last.model.predict_proba_many(data.X[week])
+    assert score_all(data.ts[week], data.customer_id[week], data.fraud[week], s).auc > 0.7
+    # and only on labels known at its event time: at most the window's, none from the future
+    assert last.model.n_fitted <= int((data.label_ts <= last.meta["event_time"]).sum())
+
+
+def test_a_worker_refuses_a_tampered_snapshot_and_keeps_its_model(
+    tmp_path: Path, world: pd.DataFrame
+) -> None:
+    settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
+    trainer = Trainer(settings, retrain_every_days=7.0)
+    notes = _feed(trainer, world)
+    key = settings.model_signing_key.get_secret_value()
+    runtime = ModelRuntime("batch_logreg", Registry(tmp_path / "reg", key), "w",
+                           from_trainer=True)
+    runtime.start()  # no snapshot under the model's own name: unfitted, scores 0
+    assert runtime.predict_one([1.0] * 15) == 0.0
+    assert runtime.reload_from(notes[0]["path"])
+    good = runtime.model
+    tampered = Path(notes[1]["path"])
+    raw = bytearray(tampered.read_bytes())
+    raw[-5] ^= 0xFF
+    tampered.write_bytes(bytes(raw))
+    assert not runtime.reload_from(str(tampered))
+    assert runtime.model is good and runtime.load_errors
+    with pytest.raises(Exception, match="batch model"):  # without a trainer: refuse to start
+        ModelRuntime("batch_logreg", Registry(tmp_path / "empty", key), "w").start()
+    assert np.isfinite(runtime.predict_one([1.0] * 15))
