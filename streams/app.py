@@ -149,6 +149,7 @@ class FraudApp:
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
         self._aligned_at = 0.0
+        self._scores_name, self._alerts_name = t.scores, t.alerts
         self.floors: tuple[float, float] = (math.inf, math.inf)  # sent in heartbeats
         self.started_at = time.time()
         self.started_mono = time.monotonic()
@@ -169,10 +170,11 @@ class FraudApp:
             if examples is not None:
                 await self.examples_topic.send(key=self.worker_id.encode(), value=examples)
         await self.card_table.publish()
+        send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
         for key, value in out.scores:
-            await self.scores_topic.send(key=key, value=value)
+            await send(self._scores_name, key, value, None, None, None)
         for key, value in out.alerts:
-            await self.alerts_topic.send(key=key, value=value)
+            await send(self._alerts_name, key, value, None, None, None)
         for key, value in out.dead:
             await dlq.send(key=key, value=value)
         if out.pause or out.resume:

@@ -14,6 +14,11 @@ Here a write goes to the store at once, as before, and its changelog message wai
 ``unsent`` until the agent calls ``publish()``, which hands it to the producer *before* the
 scores of the same batch. An event is acknowledged only after that, and Faust flushes the
 producer before it commits, so a committed offset always has its card state in the changelog.
+
+The messages go to Faust's producer directly, not through ``Topic.send``: that path wraps
+every message in Faust's future, channel and callback objects (measured: 19% of an
+envelope-mode worker's time for the changelog alone); the store's persisted offset, which
+Faust's callback set per message, is set once per partition and batch.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class CardTable(MutableMapping[bytes, bytes]):
     def __init__(self, table: Any) -> None:
         self.table = table
         self.unsent: deque[tuple[int, bytes, bytes]] = deque()
+        self._topic: str | None = None
         self._publishing = asyncio.Lock()
 
     def __getitem__(self, key: bytes) -> bytes:
@@ -76,10 +82,21 @@ class CardTable(MutableMapping[bytes, bytes]):
         if not self.unsent:
             return
         table, unsent = self.table, self.unsent
-        topic = table.changelog_topic
+        producer = table.app.producer
+        topic = self._topic or table.changelog_topic.get_topic_name()
+        self._topic = topic
+        last: dict[int, Any] = {}
         async with self._publishing:
             while unsent:
                 partition, key, value = unsent.popleft()
-                await topic.send(key=key, value=value, partition=partition,
-                                 key_serializer="raw", value_serializer="raw",
-                                 callback=table._on_changelog_sent)
+                last[partition] = await producer.send(topic, key, value, partition, None, None)
+        for sent in last.values():  # the newest per partition: they complete in order
+            sent.add_done_callback(self._persisted)
+
+    def _persisted(self, sent: Any) -> None:
+        """Record how far this partition's changelog is in the local store (what Faust's
+        own callback does per message; once per partition and batch is enough)."""
+        if sent.cancelled() or sent.exception() is not None:
+            return
+        meta = sent.result()
+        self.table.data.set_persisted_offset(meta.topic_partition, meta.offset)
