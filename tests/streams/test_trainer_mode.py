@@ -62,8 +62,9 @@ def test_workers_hot_reload_the_batch_retrainers_snapshots(kafka_settings: Setti
     try:
         worker.wait_ready()
         assert worker.stats()["model"].startswith("batch_logreg:v0")
+        # genuine transactions confirmed after a day: a refit needs both classes known
         produce(settings, "--customers", "300", "--terminals", "600", "--days", "25",
-                "--max-tx", "5000", "--seed", "9")
+                "--max-tx", "5000", "--seed", "9", "--feedback-days", "1")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             model = worker.stats()["model"]
