@@ -166,8 +166,7 @@ class FraudApp:
         """
         shared = self.shared
         if shared is not None:  # the examples first: re-sent after a crash rather than lost
-            examples = shared.take_outgoing()
-            if examples is not None:
+            for examples in shared.take_outgoing():
                 await self.examples_topic.send(key=self.worker_id.encode(), value=examples)
         await self.card_table.publish()
         send = self.app.producer.send  # not Topic.send: see ``streams.card_table``

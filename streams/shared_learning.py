@@ -29,7 +29,7 @@ a JSON encoding of 15 floats per row costs more CPU than the example's learning.
 
 >>> sx = SharedExamples(n_features=2)
 >>> sx.record_local(tx_id=1, known_at=10.0, fraud=0, features=[0.5, 1.0])
->>> value = sx.take_outgoing()
+>>> [value] = sx.take_outgoing()
 >>> peer = SharedExamples(n_features=2)
 >>> peer.add_message(partition=0, offset=0, value=value)
 1
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"FSX1"
 HEAD = 3  # tx_id, known_at, fraud
+MAX_ROWS = 4000
+"""Examples per message: 4,000 rows of 18 doubles are 576 KB, under the producer's 1 MB."""
 DEDUP_HORIZON_S = 90 * 24 * 3600.0
 """How long a learned transaction id is remembered (event time, by ``known_at``): longer than
 the topic's retention, so nothing the log can still deliver is learned twice."""
@@ -126,13 +128,17 @@ class SharedExamples:
         self.outgoing.append(float(fraud))
         self.outgoing.extend(features)
 
-    def take_outgoing(self) -> bytes | None:
-        """The queued examples as one message value, or None when there are none."""
+    def take_outgoing(self) -> list[bytes]:
+        """The queued examples as message values of at most ``MAX_ROWS`` rows each.
+
+        Why chunks: a replay's last labels are released together when its partitions go
+        idle, and one message of them (2.5 MB, measured) was refused by the producer's 1 MB
+        request limit, which stopped the worker."""
         if not self.outgoing:
-            return None
-        value = encode_examples(self.outgoing)
+            return []
+        rows, step = self.outgoing, MAX_ROWS * self.width
         self.outgoing = array("d")
-        return value
+        return [encode_examples(rows[i:i + step]) for i in range(0, len(rows), step)]
 
     # -- the peers' examples -------------------------------------------------------------
     def add_message(self, partition: int, offset: int, value: bytes) -> int:

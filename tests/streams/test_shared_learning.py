@@ -67,8 +67,7 @@ def _two_workers(tmp_path: Path, df: pd.DataFrame, shared: bool
     def exchange(src: int) -> None:
         if not shared:
             return
-        value = procs[src].shared.take_outgoing()  # type: ignore[union-attr]
-        if value is not None:
+        for value in procs[src].shared.take_outgoing():  # type: ignore[union-attr]
             procs[1 - src].shared.add_message(src, offsets[src], value)  # type: ignore[union-attr]
             offsets[src] += 1
 
@@ -153,9 +152,9 @@ def test_a_restart_from_a_checkpoint_learns_each_example_once() -> None:
 def test_own_examples_read_back_and_republished_ones_are_skipped() -> None:
     sx = SharedExamples(N)
     sx.record_local(7, 700.0, 1, [0.0] * N)
-    own = sx.take_outgoing()
-    assert sx.take_outgoing() is None
-    assert own is not None and sx.add_message(0, 0, own) == 0
+    [own] = sx.take_outgoing()
+    assert sx.take_outgoing() == []
+    assert sx.add_message(0, 0, own) == 0
     assert sx.add_message(1, 0, encode_examples(_rows(8))) == 1
     assert [y for _, y in sx.due(1e9)] == [0]
     assert sx.add_message(1, 1, encode_examples(_rows(8, 7))) == 0  # a restarted peer's resend
@@ -163,6 +162,19 @@ def test_own_examples_read_back_and_republished_ones_are_skipped() -> None:
     other = SharedExamples(N)
     other.record_local(9, 900.0, 0, [0.0] * N)
     assert 9 in other.checkpoint()["done"]
+
+
+def test_a_large_release_is_split_into_messages_under_the_producers_limit() -> None:
+    """A replay's end releases thousands of labels at once (one 2.5 MB message once stopped
+    a worker: the producer refuses requests over 1 MB)."""
+    sx = SharedExamples(N)
+    for tx_id in range(10_000):
+        sx.record_local(tx_id, float(tx_id), tx_id % 2, [float(tx_id)] * N)
+    values = sx.take_outgoing()
+    assert len(values) == 3 and all(len(v) < 1_000_000 for v in values)
+    peer = SharedExamples(N)
+    assert sum(peer.add_message(0, i, v) for i, v in enumerate(values)) == 10_000
+    assert [int(f[0]) for f, _ in peer.due(1e9)] == list(range(10_000))
 
 
 def test_a_malformed_message_is_skipped_and_reading_goes_on() -> None:
