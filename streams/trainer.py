@@ -132,12 +132,10 @@ class Trainer:
         window with a single class keeps the previous model)."""
         now = self.now
         self.next_refit = now + self.retrain_every
-        if self.retrain_window is not None:
-            horizon = now - self.retrain_window
-            while self.examples and self.examples[0][1] < horizon:  # roughly in ts order
-                self.examples.popleft()
-        known = [(f, y) for k, ts, f, y in self.examples
-                 if k <= now and (self.retrain_window is None or ts >= now - self.retrain_window)]
+        horizon = -np.inf if self.retrain_window is None else now - self.retrain_window
+        while self.examples and self.examples[0][1] < horizon:  # roughly in ts order
+            self.examples.popleft()
+        known = [(f, y) for k, ts, f, y in self.examples if k <= now and ts >= horizon]
         y = np.array([fraud for _, fraud in known], dtype=np.int8)
         if len(np.unique(y)) < 2:  # nothing to separate yet
             return False
