@@ -117,9 +117,61 @@ def parity(
         console.print(table)
 
 
+def drift(
+    spec: str = typer.Option("night_gang@42", "--drift", help="One drift, KIND@DAY (kinds: "
+                             "card_testing, terminal_shift, amount_shift, night_gang)."),
+    days: int = typer.Option(70, "--days", help="Simulated days (>= drift day + 14)."),
+    customers: int = typer.Option(1000, "--customers", help="Customers (terminals: twice)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the simulated world."),
+    online: str = typer.Option("logreg", "--online", help="The online model."),
+    batch: str = typer.Option("batch_hgb", "--batch", help="The static / retrained batch model."),
+    partitions: int = typer.Option(1, "--partitions", help="Partitions of the run's topics."),
+    envelope: int = typer.Option(100, "--envelope", help="Transactions per Kafka message."),
+    offline_only: bool = typer.Option(False, "--offline-only", help="Skip the pipeline runs."),
+    out: Path = typer.Option(None, "--out", help="Write report.md and drift.png here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Incrementality under drift, through the real pipeline and offline.
+
+    Online model, static batch model (fitted a week before the drift on 4+ weeks of labels)
+    and the batch model retrained weekly (offline only): AP per day, drop, recovery days.
+    """
+    import json
+
+    from benchmarks.drift import DriftArgs, jsonable, run_drift, write_report
+    from infra.settings import get_settings
+
+    args = DriftArgs(spec, days, customers, seed, online, batch, partitions, envelope,
+                     pipeline=not offline_only)
+    args.validate()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = run_drift(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))
+    if out is not None:
+        command = "fraudstream bench " + " ".join(sys.argv[sys.argv.index("drift"):]) \
+            if "drift" in sys.argv else "fraudstream bench drift"
+        typer.echo(f"report: {write_report(result, out, command)}", err=True)
+    if as_json:
+        print(json.dumps(jsonable(result)), flush=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"drift {result['drift']} · static drop {result['static_drop']:.1%}",
+                  title_justify="left")
+    for col in ("model", "measured", "AP week before", "AP 2 weeks after", "drop",
+                "recovery days"):
+        table.add_column(col, justify="left" if col in ("model", "measured") else "right")
+    for m in result["models"]:
+        rec = "never" if m["recovery_days"] is None else str(m["recovery_days"])
+        table.add_row(m["name"], m["source"], f"{m['ap_week_before']:.3f}",
+                      f"{m['ap_two_weeks_after']:.3f}", f"{m['drop']:+.1%}", rec)
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``bench`` (a group whose callback is the full benchmark) and ``bench parity``."""
     group = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     group.callback(invoke_without_command=True)(bench)
     group.command("parity")(parity)
+    group.command("drift")(drift)
     app.add_typer(group, name="bench")

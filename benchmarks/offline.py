@@ -60,54 +60,103 @@ def recovery_days(per_day: pd.DataFrame, drift_day: int) -> tuple[float, float, 
     return float(pre), worst, (0 if not dropped else None)
 
 
-def drift_study(df: pd.DataFrame, drift_day: int, online: str = "logreg",
-                batch: str = "batch_hgb", eval_from_day: int = 14, log: Any = print) -> dict[str, Any]:
-    """AP and CP@100 per day for an online model, a static and a weekly-retrained batch model.
+STATIC_LEAD_DAYS = 7  # the static model is fitted this long before the drift: its pre-drift
+#                       week is scored out of sample, like every other model's
+WEEKLY_TRAIN_DAYS = 28.0  # the retrained model's window: as much history as the static one
 
-    Labels arrive at the simulator's own label times (``labels="data"``). The static model is
-    fitted once on the labels known at ``eval_from_day`` and never again; the retrained one is
-    refitted every 7 days on the last 7 days of labels known at that moment.
+
+def drift_scores(data: Any, drift_day: int, online: str = "logreg", batch: str = "batch_hgb",
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float], Any]:
+    """Scores of every row for the three contenders of the drift study, and their replay time.
+
+    * the online model learns every label at its ``known_at`` (prequential);
+    * the static model is fitted once, on every label known ``STATIC_LEAD_DAYS`` before the
+      drift (4 weeks or more of history when the drift is on day 35 or later), and never
+      again: rows before its fit are NaN (they are its training data);
+    * the retrained model is refitted every 7 days on the last ``WEEKLY_TRAIN_DAYS`` of labels
+      known at that moment (the lambda architecture's batch layer).
+
+    Returns ``(scores by model name, seconds by model name, the fitted static model)``.
     """
     from models.catalog import make_model
-    from models.evaluate import prepare, replay_batch, replay_online
+    from models.evaluate import replay_batch, replay_online
 
-    data = prepare(df, delay_days=7.0, labels="data")
     day0 = float(np.floor(data.ts[0] / DAY) * DAY)
-    t_eval = day0 + eval_from_day * DAY
-    mask = data.ts >= t_eval
-    curves: dict[str, pd.DataFrame] = {}
+    scores: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    s_online, _, _ = replay_online(make_model(online), data)
+    scores[f"{online} (online)"], _, _ = replay_online(make_model(online), data)
     seconds[f"{online} (online)"] = time.perf_counter() - started
 
     started = time.perf_counter()
     static = make_model(batch)
-    known = data.label_ts <= t_eval
+    t_fit = day0 + (drift_day - STATIC_LEAD_DAYS) * DAY
+    known = data.label_ts <= t_fit
     static.fit(data.X[known], data.fraud[known])  # type: ignore[union-attr]
     s_static = np.full(len(data), np.nan)
-    s_static[mask] = static.predict_proba_many(data.X[mask])
+    after = data.ts >= t_fit
+    s_static[after] = static.predict_proba_many(data.X[after])
+    scores[f"{batch} static"] = s_static
     seconds[f"{batch} static"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    s_weekly, _, _, _ = replay_batch(make_model(batch), data, retrain_days=7.0, train_days=7.0)
+    scores[f"{batch} retrained every 7 days"], _, _, _ = replay_batch(
+        make_model(batch), data, retrain_days=7.0, train_days=WEEKLY_TRAIN_DAYS)
     seconds[f"{batch} retrained every 7 days"] = time.perf_counter() - started
+    return scores, seconds, static
 
+
+def period_ap(data: Any, score: np.ndarray, first_day: int, days: int) -> float:
+    """AP over the rows of ``days`` simulated days from ``first_day`` (NaN scores left out)."""
+    from models.metrics import average_precision
+
+    day0 = float(np.floor(data.ts[0] / DAY) * DAY)
+    day = np.floor((data.ts - day0) / DAY)
+    m = (day >= first_day) & (day < first_day + days) & ~np.isnan(score)
+    return average_precision(data.fraud[m], score[m]) if data.fraud[m].any() else float("nan")
+
+
+def drift_summary(data: Any, scores: dict[str, np.ndarray], drift_day: int, eval_from_day: int,
+                  seconds: dict[str, float] | None = None, log: Any = print) -> dict[str, Any]:
+    """Per-day curves, recovery and the drop of each model over the two weeks after the drift.
+
+    ``drop``: 1 - AP(14 days from the drift) / AP(7 days before it), each on pooled rows (a
+    per-day mean would weigh a day with 3 frauds like one with 80).
+    """
+    day0 = float(np.floor(data.ts[0] / DAY) * DAY)
+    mask = data.ts >= day0 + eval_from_day * DAY
+    curves: dict[str, pd.DataFrame] = {}
     summary = []
-    for name, score in ((f"{online} (online)", s_online), (f"{batch} static", s_static),
-                        (f"{batch} retrained every 7 days", s_weekly)):
-        curve = _per_day(data.ts, data.customer_id, data.fraud, score, mask, day0)
+    for name, score in scores.items():
+        m = mask & ~np.isnan(score)
+        curve = _per_day(data.ts, data.customer_id, data.fraud, score, m, day0)
         curves[name] = curve
         pre, worst, rec = recovery_days(curve, drift_day)
+        ap_pre = period_ap(data, score, drift_day - 7, 7)
+        ap_post = period_ap(data, score, drift_day, 14)
         summary.append({"model": name, "pre_drift_ap": pre, "worst_post_drift_ap_3d": worst,
-                        "recovery_days": rec, "replay_s": seconds[name],
+                        "recovery_days": rec, "replay_s": (seconds or {}).get(name, float("nan")),
+                        "ap_week_before": ap_pre, "ap_two_weeks_after": ap_post,
+                        "drop": 1 - ap_post / ap_pre if ap_pre > 0 else float("nan"),
                         "mean_ap": float(curve["ap"].mean()),
                         "mean_cp_at_100": float(curve["cp_at_100"].mean())})
-        log(f"  drift {name}: pre-drift AP {pre:.3f}, worst {worst:.3f}, "
-            f"recovery {'never' if rec is None else f'{rec} days'}")
+        log(f"  drift {name}: AP week before {ap_pre:.3f}, two weeks after {ap_post:.3f} "
+            f"(drop {summary[-1]['drop']:+.1%}); recovery "
+            f"{'never' if rec is None else f'{rec} days'}")
     return {"curves": curves, "summary": summary, "drift_day": drift_day,
             "eval_from_day": eval_from_day, "n_tx": len(data), "n_fraud": int(data.fraud.sum())}
+
+
+def drift_study(df: pd.DataFrame, drift_day: int, online: str = "logreg",
+                batch: str = "batch_hgb", eval_from_day: int = 14, log: Any = print) -> dict[str, Any]:
+    """AP and CP@100 per day for an online model, a static and a weekly-retrained batch model
+    (``drift_scores``), labels at the simulator's own label times (``labels="data"``)."""
+    from models.evaluate import prepare
+
+    data = prepare(df, delay_days=7.0, labels="data")
+    scores, seconds, _ = drift_scores(data, drift_day, online, batch)
+    return drift_summary(data, scores, drift_day, eval_from_day, seconds, log)
 
 
 def label_delay_study(df: pd.DataFrame, delays: tuple[float, ...] = (1.0, 7.0, 14.0),

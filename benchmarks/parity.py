@@ -130,7 +130,7 @@ def run_parity(args: ParityArgs, base: Settings, log: parity_run.Log = print,
                 on_broker, work, partitions=args.partitions, model=args.model,
                 envelope=args.envelope, label_delay_days=args.label_delay_days,
                 learning=args.learning_mode)
-            _sign_batch_model(settings, args.model, fitted, data)
+            sign_batch_model(settings, args.model, fitted, data)
             try:
                 log(f"replaying {len(data):,} transactions and their labels into "
                     f"{args.partitions} partition(s) (envelope {args.envelope}) ...")
@@ -158,7 +158,7 @@ def run_parity(args: ParityArgs, base: Settings, log: parity_run.Log = print,
     return result_dict(args, parity, drained, collector.n_scored, len(data), replay_s)
 
 
-def _sign_batch_model(settings: Settings, model: str, fitted: Any, data: Any) -> None:
+def sign_batch_model(settings: Settings, model: str, fitted: Any, data: Any) -> None:
     """A batch model scores in the workers as the very model the evaluator fitted."""
     from models.catalog import is_online
     from models.registry import Registry

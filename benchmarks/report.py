@@ -252,7 +252,8 @@ def chart_latency(points: list[dict[str, Any]], path: Path, target_ms: float) ->
     _save(fig, path)
 
 
-def chart_drift(curves: dict[str, Any], drift_day: int, path: Path) -> None:
+def chart_drift(curves: dict[str, Any], drift_day: int, path: Path,
+                title: str = "Incrementality under drift (offline prequential replay)") -> None:
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
     for name, df in curves.items():
         axes[0].plot(df["day"], df["ap"], marker=".", label=name)
@@ -265,7 +266,7 @@ def chart_drift(curves: dict[str, Any], drift_day: int, path: Path) -> None:
                      xytext=(3, -12), textcoords="offset points")
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel("simulated day")
-    axes[0].set_title("Incrementality under drift (offline prequential replay)")
+    axes[0].set_title(title)
     _save(fig, path)
 
 

@@ -11,6 +11,16 @@ Three kinds, switched on by name and day (``card_testing@60,terminal_shift@90``)
   in one area of the map (a skimming gang working one district).
 * ``amount_shift`` (scenario 6) - the amount rule moves: fraudsters learn to stay under 220 and
   amounts above a lower threshold become fraudulent too.
+* ``night_gang`` (scenario 7) - a gang with cloned cards works one district at night: each night
+  a few cards are used two to four times, at ordinary amounts, at terminals of the district; the
+  gang moves to another district every week, so no terminal stays hot long enough for the
+  terminal features (which only see labels 7 days late) to catch it.
+
+Volumes are per day, like the handbook's own scenarios (2 terminals and 3 cards compromised a
+day): the frauds a day of the base world do not grow with its size, so a drift weighs about the
+same against them in a small world as in a big one.
+A model fitted before the drift has never seen night, small amounts or bursts matter, so it ranks
+these frauds low; a model that learns each label sees them within the report delay.
 
 Every drift draws from its own random stream (seed, drift kind, day), so a run with a drift is
 identical to the run without it on every day before the drift's start: that is what lets the
@@ -29,6 +39,8 @@ from producers.world import DAY_S, STREAM_DRIFT, World, rng_for
 CARD_TESTING = 4
 TERMINAL_SHIFT = 5
 AMOUNT_SHIFT = 6
+NIGHT_GANG = 7
+NIGHT_S = 6 * 3600.0  # the features' "night" is hour <= 6 (models.features.time_features)
 
 
 @dataclass
@@ -63,7 +75,7 @@ class Drift:
 
 @dataclass
 class CardTesting(Drift):
-    cards_per_day: int = 3
+    cards_per_day: int = 30
     small_tx: tuple[int, int] = (3, 8)
     small_amount: tuple[float, float] = (0.5, 3.0)
     large_tx: tuple[int, int] = (1, 3)
@@ -153,10 +165,46 @@ class AmountShift(Drift):
         tx.scenario[bad] = self.scenario
 
 
+@dataclass
+class NightGang(Drift):
+    cards_per_day: int = 40
+    tx_per_card: tuple[int, int] = (2, 4)
+    amount: tuple[float, float] = (30.0, 120.0)
+    district_radius: float = 15.0
+    move_days: int = 7
+
+    def __post_init__(self) -> None:
+        self.kind, self.scenario, self.stream = "night_gang", NIGHT_GANG, 4
+        self._district: np.ndarray | None = None
+
+    def inject(self, day: int, world: World, rng: np.random.Generator) -> DayTx | None:
+        nc, nt = world.config.n_customers, world.config.n_terminals
+        if self._district is None or (day - self.start_day) % self.move_days == 0:
+            centre = rng.uniform(0, 100, size=2)
+            d2 = ((world.terminal_xy - centre) ** 2).sum(axis=1)
+            near = np.nonzero(d2 < self.district_radius**2)[0]
+            self._district = near if len(near) else np.arange(nt)
+        cards = rng.choice(nc, size=min(self.cards_per_day, nc), replace=False)
+        n = rng.integers(self.tx_per_card[0], self.tx_per_card[1] + 1, size=len(cards))
+        first = rng.uniform(0, NIGHT_S * 0.5, size=len(cards))
+        time = np.concatenate([
+            np.minimum(f + np.cumsum(rng.uniform(300, 2400, k)), NIGHT_S - 1)
+            for f, k in zip(first, n, strict=True)
+        ])
+        total = int(n.sum())
+        return DayTx(
+            np.floor(time), np.repeat(cards, n).astype(np.int64),
+            rng.choice(self._district, size=total).astype(np.int64),
+            np.round(rng.uniform(*self.amount, total), 2),
+            np.ones(total, np.int8), np.full(total, self.scenario, np.int8),
+        )
+
+
 DRIFT_KINDS: dict[str, type[Drift]] = {
     "card_testing": CardTesting,
     "terminal_shift": TerminalShift,
     "amount_shift": AmountShift,
+    "night_gang": NightGang,
 }
 
 

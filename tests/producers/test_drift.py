@@ -7,7 +7,14 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from producers.drift import AMOUNT_SHIFT, CARD_TESTING, TERMINAL_SHIFT, parse_drift
+from producers.drift import (
+    AMOUNT_SHIFT,
+    CARD_TESTING,
+    NIGHT_GANG,
+    NIGHT_S,
+    TERMINAL_SHIFT,
+    parse_drift,
+)
 from producers.scenarios import COMPROMISED_TERMINAL
 from producers.simulator import Simulator
 from producers.world import World, WorldConfig
@@ -30,7 +37,7 @@ def _run(spec: str) -> pd.DataFrame:
     return Simulator(CONFIG, drifts=parse_drift(spec)).frame()
 
 
-@pytest.mark.parametrize("kind", ["card_testing", "terminal_shift", "amount_shift"])
+@pytest.mark.parametrize("kind", ["card_testing", "terminal_shift", "amount_shift", "night_gang"])
 def test_days_before_the_drift_are_identical(baseline: pd.DataFrame, kind: str) -> None:
     drifted = _run(f"{kind}@{START}")
     before_b = baseline[_day(baseline) < START].drop(columns="label_ts")
@@ -82,6 +89,28 @@ def test_amount_shift_lowers_the_amount_rule() -> None:
     before = drifted[_day(drifted) < START]
     in_band = (before["amount"] > 180) & (before["amount"] <= 220)
     assert (in_band & (before["scenario"] == 0)).sum() > 0, "180-220 was genuine before"
+
+
+def test_night_gang_works_one_district_at_night_and_moves_weekly() -> None:
+    config = WorldConfig(n_days=START + 14)
+    drifted = Simulator(config, drifts=parse_drift(f"night_gang@{START}")).frame()
+    gang = drifted[drifted["scenario"] == NIGHT_GANG]
+    day = ((gang["ts"] - config.start_ts) // 86_400).astype(int).to_numpy()
+    assert day.min() == START and set(day) == set(range(START, START + 14))
+    assert (gang["fraud"] == 1).all()
+    seconds = (gang["ts"] - config.start_ts).to_numpy() % 86_400
+    assert (seconds < NIGHT_S).all(), "the features' night: hour <= 6"
+    per_card_night = gang.groupby([day, gang["customer_id"].to_numpy()]).size()
+    assert per_card_night.between(2, 4).all()
+    world = World(config)
+    centres = []
+    for week in (0, 1):
+        terms = gang.loc[(day >= START + 7 * week) & (day < START + 7 * (week + 1)),
+                         "terminal_id"].unique()
+        xy = world.terminal_xy[terms]
+        assert np.sqrt(((xy - xy.mean(axis=0)) ** 2).sum(axis=1)).max() <= 2 * 15.0
+        centres.append(xy.mean(axis=0))
+    assert not np.allclose(centres[0], centres[1], atol=1.0), "the gang moves every week"
 
 
 def test_two_drifts_together() -> None:

@@ -1,0 +1,270 @@
+"""``fraudstream bench drift``: does the online model adapt when fraud changes, in the pipeline?
+
+A drifted world (``producers.drift``) is simulated and judged twice:
+
+* offline (``benchmarks.offline.drift_scores``): the online model learning each label at its
+  ``known_at``, a static batch model fitted a week before the drift on every label known then
+  (4 weeks or more), and the same batch model refitted every 7 days;
+* through the real pipeline: the whole file and its labels replayed to Kafka at the simulator's
+  own label times, then drained by a worker per contender. The worker releases each label in
+  event time (``streams.label_clock``), so the online model learns it where the offline
+  evaluator does; the static model is the one fitted offline, signed into the run's registry.
+
+Per simulated day: AP and CP@100 of each contender, read back from the ``scores`` topic.
+Recovery is ``benchmarks.offline.recovery_days``. The pipeline and the offline figures are
+compared week by week (the parity the drift study stands on).
+
+The weekly retrained model is measured offline only: in a backlog drain the worker runs days
+ahead of a trainer that refits on what it has read, so its snapshots would reach the wrong days.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import offline, parity_run
+from fraudstream.errors import FraudstreamError
+from infra.settings import Settings
+from models.features import DAY
+
+FAIR_HISTORY_DAYS = 28  # the static model's history, per issue 13: at least 4 weeks of labels
+FAIR_AP_GAP = 0.05  # ... and within this AP of the online model over the pre-drift week
+WEEK_PARITY_AP = 0.02  # pipeline and offline agree within this AP per week
+
+
+@dataclass(frozen=True)
+class DriftArgs:
+    """The command line, validated before anything is simulated or started."""
+
+    drift: str = "night_gang@42"
+    days: int = 70
+    customers: int = 1000
+    seed: int = 0
+    online: str = "logreg"
+    batch: str = "batch_hgb"
+    partitions: int = 1
+    envelope: int = 100
+    eval_from_day: int = 14
+    pipeline: bool = True
+
+    @property
+    def drift_day(self) -> int:
+        from producers.drift import parse_drift
+
+        return parse_drift(self.drift)[0].start_day
+
+    def validate(self) -> None:
+        from models.catalog import BATCH_NAMES, ONLINE_NAMES
+        from producers.drift import parse_drift
+
+        try:
+            drifts = parse_drift(self.drift)
+        except ValueError as exc:
+            raise FraudstreamError(str(exc)) from None
+        if len(drifts) != 1:
+            raise FraudstreamError(f"--drift takes exactly one KIND@DAY, not {self.drift!r}")
+        day = drifts[0].start_day
+        if day < offline.STATIC_LEAD_DAYS + 7:
+            raise FraudstreamError(
+                f"the drift day must be >= {offline.STATIC_LEAD_DAYS + 7}: the static model "
+                f"is fitted {offline.STATIC_LEAD_DAYS} days before it on the labels known then")
+        if self.days < day + 14:
+            raise FraudstreamError(f"--days {self.days}: needs at least two weeks after the "
+                                   f"drift (>= {day + 14})")
+        if self.online not in ONLINE_NAMES:
+            raise FraudstreamError(f"--online {self.online!r} is not an online model; choose "
+                                   f"one of: {', '.join(ONLINE_NAMES)}")
+        if self.batch not in BATCH_NAMES:
+            raise FraudstreamError(f"--batch {self.batch!r} is not a batch model; choose one "
+                                   f"of: {', '.join(BATCH_NAMES)}")
+        if self.customers < 50:
+            raise FraudstreamError(f"--customers must be at least 50, not {self.customers}")
+        if self.partitions < 1 or self.envelope < 1:
+            raise FraudstreamError("--partitions and --envelope must be at least 1")
+        if not 0 <= self.eval_from_day < day - 7:
+            raise FraudstreamError(f"--eval-from-day must be in [0, {day - 7})")
+
+
+def simulate(args: DriftArgs) -> pd.DataFrame:
+    """The drifted world: terminals twice the customers, as in the project's other studies."""
+    from producers.drift import parse_drift
+    from producers.simulator import Simulator
+    from producers.world import WorldConfig
+
+    config = WorldConfig(n_customers=args.customers, n_terminals=2 * args.customers,
+                         n_days=args.days, seed=args.seed)
+    return Simulator(config, drifts=parse_drift(args.drift)).frame()
+
+
+def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, static: Any,
+                    data: Any, base: Settings, log: parity_run.Log) -> dict[str, np.ndarray]:
+    """Each pipeline contender's score per prepared row (NaN where it published none)."""
+    from benchmarks.parity import sign_batch_model
+
+    work = Path(tempfile.mkdtemp(prefix="fraudstream-drift-"))
+    out: dict[str, np.ndarray] = {}
+    try:
+        path = work / "replay.parquet"
+        frame.to_parquet(path, index=False)
+        with parity_run.broker(base, log) as on_broker:
+            for name, model in ((f"{args.online} (online)", args.online),
+                                (f"{args.batch} static", args.batch)):
+                run_dir = work / model
+                settings = parity_run.run_settings(
+                    on_broker, run_dir, partitions=args.partitions, model=model,
+                    envelope=args.envelope, label_delay_days=7.0, learning="local")
+                if model == args.batch:
+                    sign_batch_model(settings, model, static, data)
+                try:
+                    log(f"pipeline: {name}: replaying {len(frame):,} transactions and labels")
+                    parity_run.replay(settings, path, args.envelope, len(frame))
+                    collector = parity_run.ScoreCollector(settings, tx_ids)
+                    try:
+                        parity_run.drain(settings, 1, collector, run_dir / "logs", log)
+                    finally:
+                        collector.close()
+                finally:
+                    parity_run.delete_run_topics(settings, log)
+                out[name] = collector.score
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def week_diffs(data: Any, pipe: dict[str, np.ndarray], off: dict[str, np.ndarray],
+               first_day: int, last_day: int) -> list[dict[str, Any]]:
+    """AP per full week, pipeline against offline, on the rows both scored."""
+    rows = []
+    for name, p in pipe.items():
+        o = off[name]
+        both_p = np.where(np.isnan(o), np.nan, p)
+        for start in range(first_day, last_day - 6, 7):
+            ap_p = offline.period_ap(data, both_p, start, 7)
+            ap_o = offline.period_ap(data, o, start, 7)
+            if math.isnan(ap_o):  # the static model's training weeks: not scored by it
+                continue
+            rows.append({"model": name, "days": f"{start}-{start + 6}", "pipeline_ap": ap_p,
+                         "offline_ap": ap_o, "diff": ap_p - ap_o})
+    return rows
+
+
+def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> dict[str, Any]:
+    """The whole study; returns the ``--json`` object (``models`` from the pipeline when it
+    ran, each model's offline figures under ``offline``)."""
+    from models.evaluate import prepare
+
+    args.validate()
+    day = args.drift_day
+    log(f"simulating {args.days} days, {args.customers:,} customers, drift {args.drift} ...")
+    frame = simulate(args)
+    data = prepare(frame, delay_days=7.0, labels="data")
+    tx_ids = frame.sort_values(["ts", "tx_id"], kind="stable")["tx_id"].to_numpy(np.int64)
+    log(f"{len(data):,} transactions ({int(data.fraud.sum()):,} fraudulent); offline replay ...")
+    off_scores, seconds, static = offline.drift_scores(data, day, args.online, args.batch)
+    off = offline.drift_summary(data, off_scores, day, args.eval_from_day, seconds, log)
+    result: dict[str, Any] = {"drift": args.drift, "drift_day": day, "n_tx": len(data),
+                              "n_fraud": int(data.fraud.sum()), "args": vars(args).copy()}
+    source = off
+    if args.pipeline:
+        pipe = pipeline_scores(args, frame, tx_ids, static, data, base, log)
+        before_fit = data.ts < np.floor(data.ts[0] / DAY) * DAY + (day - 7) * DAY
+        pipe[f"{args.batch} static"][before_fit] = np.nan  # its training rows, as offline
+        log("pipeline figures:")
+        source = offline.drift_summary(data, pipe, day, args.eval_from_day, log=log)
+        result["week_diffs"] = week_diffs(data, pipe, off_scores, args.eval_from_day, args.days)
+    by_name = {s["model"]: s for s in off["summary"]}
+    models = []
+    for s in source["summary"]:
+        models.append({"name": s["model"], "source": "pipeline" if args.pipeline else "offline",
+                       "pre_drift_ap": s["pre_drift_ap"], "worst_ap_after": s["worst_post_drift_ap_3d"],
+                       "recovery_days": s["recovery_days"], "drop": s["drop"],
+                       "ap_week_before": s["ap_week_before"],
+                       "ap_two_weeks_after": s["ap_two_weeks_after"]})
+        by_name.pop(s["model"])
+    for s in by_name.values():  # offline only: the weekly retrained model
+        models.append({"name": s["model"], "source": "offline", "pre_drift_ap": s["pre_drift_ap"],
+                       "worst_ap_after": s["worst_post_drift_ap_3d"],
+                       "recovery_days": s["recovery_days"], "drop": s["drop"],
+                       "ap_week_before": s["ap_week_before"],
+                       "ap_two_weeks_after": s["ap_two_weeks_after"]})
+    static_row = next(m for m in models if m["name"] == f"{args.batch} static")
+    online_row = next(m for m in models if m["name"] == f"{args.online} (online)")
+    result["models"] = models
+    result["static_drop"] = static_row["drop"]
+    gap = static_row["ap_week_before"] - online_row["ap_week_before"]
+    result["fair_static"] = {"history_days": day - offline.STATIC_LEAD_DAYS,
+                             "ap_gap_to_online_week_before": gap,
+                             "fair": (day - offline.STATIC_LEAD_DAYS >= FAIR_HISTORY_DAYS
+                                      and abs(gap) <= FAIR_AP_GAP)}
+    result["offline"] = off["summary"]
+    result["_curves"] = source["curves"] | {n: c for n, c in off["curves"].items()
+                                            if n not in source["curves"]}
+    return result
+
+
+def jsonable(value: Any) -> Any:
+    """NaN becomes null; private keys (curves) are left out."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_report(result: dict[str, Any], out_dir: Path, command: str) -> Path:
+    """``report.md`` (and html) with the recovery table, the weekly parity and the chart."""
+    from benchmarks.report import Chart, Report, Section, Table, chart_drift, pct, write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chart_drift(result["_curves"], result["drift_day"], out_dir / "drift.png",
+                title=f"{result['drift']}: AP and CP@100 per simulated day")
+
+    def rec(v: int | None) -> str:
+        return "never (within the run)" if v is None else f"{v} days"
+
+    rows = [[m["name"], m["source"], m["ap_week_before"], m["ap_two_weeks_after"],
+             pct(m["drop"]), m["pre_drift_ap"], m["worst_ap_after"], rec(m["recovery_days"])]
+            for m in result["models"]]
+    fair = result["fair_static"]
+    sections = [Section(
+        "Recovery after the drift",
+        f"Drift `{result['drift']}` on {result['n_tx']:,} transactions "
+        f"({result['n_fraud']:,} frauds). Drop: 1 - AP over the 14 days from the drift / AP "
+        "over the 7 days before it (pooled rows). Recovery: days after the drift until the "
+        "trailing 3-day mean of per-day AP is back within 10% of the mean of the 7 pre-drift "
+        "days, after having dropped below it (0 = never dropped). The static model had "
+        f"{fair['history_days']} days of labels; its AP over the pre-drift week is "
+        f"{fair['ap_gap_to_online_week_before']:+.3f} from the online model's "
+        f"({'fair' if fair['fair'] else 'not a fair opponent'} by issue 13's rule: >= "
+        f"{FAIR_HISTORY_DAYS} days, within {FAIR_AP_GAP}).",
+        [Table("drift_recovery", "Recovery", ["model", "measured", "AP week before",
+                                              "AP 2 weeks after", "drop", "pre-drift AP (mean "
+                                              "per day)", "worst AP after (3-day mean)",
+                                              "recovery"], rows),
+         Chart("drift", "AP and CP@100 per day, drift day marked", Path("drift.png"))])]
+    if "week_diffs" in result:
+        wrows = [[w["model"], w["days"], w["pipeline_ap"], w["offline_ap"], f"{w['diff']:+.4f}"]
+                 for w in result["week_diffs"]]
+        worst = max((abs(w["diff"]) for w in result["week_diffs"]), default=float("nan"))
+        sections.append(Section(
+            "Pipeline against the offline evaluator, per week",
+            f"Largest weekly |AP difference| {worst:.4f} (bound {WEEK_PARITY_AP}).",
+            [Table("drift_weeks", "AP per week", ["model", "days", "pipeline", "offline",
+                                                  "difference"], wrows)]))
+    report = Report(f"Drift through the pipeline: {result['drift']}",
+                    [f"Command: `{command}`", "Measured on this machine; the broker ran on the "
+                     "same cores."], sections)
+    md, _ = write(report, out_dir)
+    return md
