@@ -147,7 +147,7 @@ def drift(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run_drift(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))
     if out is not None:
-        command = "fraudstream bench " + " ".join(sys.argv[sys.argv.index("drift"):]) \
+        command = "fraudstream bench " + shlex.join(sys.argv[sys.argv.index("drift"):]) \
             if "drift" in sys.argv else "fraudstream bench drift"
         typer.echo(f"report: {write_report(result, out, command)}", err=True)
     if as_json:
@@ -168,10 +168,63 @@ def drift(
     Console().print(table)
 
 
+def delay(
+    data: Path = typer.Option(..., "--data", help="Transactions file with fraud labels."),
+    delays: str = typer.Option("1,7,14", "--delays", help="Label delays in days, e.g. 1,7,14."),
+    model: str = typer.Option("logreg", "--model", help="Model of workers and evaluator."),
+    envelope: int = typer.Option(100, "--envelope", help="Transactions per Kafka message."),
+    partitions: int = typer.Option(1, "--partitions", help="Partitions of the run's topics."),
+    out: Path = typer.Option(None, "--out", help="Write report.md here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list."),
+) -> None:
+    """AP, AUC and CP@100 per label delay, through the pipeline beside the offline evaluator."""
+    import json
+
+    from benchmarks.delay import COLUMNS, parse_delays, rows, run_delays
+    from benchmarks.parity import ParityArgs, jsonable
+    from infra.settings import get_settings
+
+    days = parse_delays(delays)
+    args = ParityArgs(data, None, model, envelope, partitions, 1)
+    args.validate()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results = run_delays(args, days, get_settings(), log=lambda msg: typer.echo(msg, err=True))
+    table_rows = rows(results)
+    if out is not None:
+        from benchmarks.report import Report, Section, Table, write
+
+        out.mkdir(parents=True, exist_ok=True)
+        command = "fraudstream bench " + shlex.join(sys.argv[sys.argv.index("delay"):]) \
+            if "delay" in sys.argv else "fraudstream bench delay"
+        r0 = results[0]
+        md, _ = write(Report("Label delay through the pipeline", [
+            f"Command: `{command}`", f"Model `{model}`, {partitions} partition(s), envelope "
+            f"{envelope}, {r0['n_tx']:,} transactions; {r0['protocol']} protocol "
+            f"({r0['window']}). Every label known exactly d days after its transaction on both "
+            "sides; the terminal features use the same d."],
+            [Section("AP per label delay", "", [Table("delay", "Pipeline beside the offline "
+                                                      "evaluator", COLUMNS, table_rows)])]), out)
+        typer.echo(f"report: {md}", err=True)
+    if as_json:
+        print(json.dumps(jsonable(results)), flush=True)
+        return
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=f"label delay · {model}", title_justify="left")
+    for col in ("delay days", "AP pipeline", "AP offline", "AP diff", "drain tx/s"):
+        table.add_column(col, justify="right")
+    for row in table_rows:
+        table.add_row(f"{row[0]:g}", f"{row[1]:.4f}", f"{row[2]:.4f}", f"{row[3]:+.4f}",
+                      f"{row[10]:,.0f}")
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``bench`` (a group whose callback is the full benchmark) and ``bench parity``."""
     group = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
     group.callback(invoke_without_command=True)(bench)
     group.command("parity")(parity)
     group.command("drift")(drift)
+    group.command("delay")(delay)
     app.add_typer(group, name="bench")

@@ -307,7 +307,7 @@ def _measure(bench: Bench, p: Plan) -> dict[str, Any]:
 
     log("[4/5] drift and label delay (offline prequential replay)")
     df = ground_truth(bench, p.drift_world, 10**9,
-                      extra=("--drift", f"amount_shift@{p.drift_day}"))
+                      extra=("--drift", f"night_gang@{p.drift_day}"))
     r["drift"] = offline.drift_study(df, p.drift_day, eval_from_day=p.drift_eval_from, log=log)
     r["label_delay"] = offline.label_delay_study(df, eval_from_day=p.delay_eval_from, log=log)
     log("[5/5] report")
@@ -593,15 +593,16 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
             day_rows.append([day, "drift" if day == dr["drift_day"] else "", *vals])
     sections.append(Section(
         "Incrementality under drift (offline evaluator)",
-        f"`amount_shift` from simulated day {dr['drift_day']} (fraudsters stay under the 220 "
-        "amount rule; lower amounts become fraudulent), labels at the simulator's own label "
-        f"times. Scored from day {dr['eval_from_day']}: River logreg learning online; "
-        "HistGradientBoosting fitted once on the labels known that day (static); the same "
-        "retrained every 7 days on the last 7 days of known labels. Recovery: days after the "
-        "drift until the trailing 3-day mean AP is back within 10% of the mean AP of the 7 "
-        "pre-drift days, after having dropped below it (0 = never dropped). Days without a "
-        "fraud are left out. Measured with the offline prequential replay (same feature code "
-        "as the worker; the pipeline would need the producer paced in event time for weeks).",
+        f"`night_gang` from simulated day {dr['drift_day']} (a gang with cloned cards works "
+        "one district at night at everyday amounts, and moves every week), labels at the "
+        f"simulator's own label times. Scored from day {dr['eval_from_day']}: River logreg "
+        "learning online; HistGradientBoosting fitted once, 7 days before the drift, on every "
+        "label known then (static); the same refitted every 7 days on the last 28 days of known "
+        "labels. Recovery: days after the drift until the trailing 3-day mean AP is back within "
+        "10% of the mean AP of the 7 pre-drift days, after having dropped below it (0 = never "
+        "dropped). Days without a fraud are left out. Measured with the offline prequential "
+        "replay (same feature code as the worker); `fraudstream bench drift` runs the same "
+        "study through the pipeline (reports/drift).",
         [Table("drift_recovery", "Recovery after drift",
                ["model", "pre-drift AP", "worst AP after (3-day mean)", "recovery days",
                 "mean AP", "mean CP@100"], rec_rows),
