@@ -14,15 +14,23 @@ Per simulated day: AP and CP@100 of each contender, read back from the ``scores`
 Recovery is ``benchmarks.offline.recovery_days``. The pipeline and the offline figures are
 compared week by week (the parity the drift study stands on).
 
-The weekly retrained model is measured offline only: in a backlog drain the worker runs days
-ahead of a trainer that refits on what it has read, so its snapshots would reach the wrong days.
+The models a separate ``fraudstream trainer`` feeds (the batch model refitted every 7 event-time
+days, and the online model learning in the trainer and published as snapshots) cannot drain a
+backlog: the worker would run days ahead of the trainer and score with the wrong week's model.
+They run *paced*: the file is replayed in event time (``replay --speedup``, about ``--rate``
+transactions a second) while the worker and the trainer run, as in production, so a snapshot
+reaches the worker a fraction of a simulated day after its refit (the lag is part of what is
+measured).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +62,8 @@ class DriftArgs:
     envelope: int = 100
     eval_from_day: int = 14
     pipeline: bool = True
+    rate: float = 400.0  # paced runs: transactions a second of the replay
+    snapshot_every: int = 1000  # the online trainer: labels between snapshots
 
     @property
     def drift_day(self) -> int:
@@ -89,6 +99,8 @@ class DriftArgs:
             raise FraudstreamError(f"--customers must be at least 50, not {self.customers}")
         if self.partitions < 1 or self.envelope < 1:
             raise FraudstreamError("--partitions and --envelope must be at least 1")
+        if not self.rate > 0 or self.snapshot_every < 1:
+            raise FraudstreamError("--rate must be > 0 and --snapshot-every at least 1")
         if not 0 <= self.eval_from_day < day - 7:
             raise FraudstreamError(f"--eval-from-day must be in [0, {day - 7})")
 
@@ -104,6 +116,10 @@ def simulate(args: DriftArgs) -> pd.DataFrame:
     return Simulator(config, drifts=parse_drift(args.drift)).frame()
 
 
+def trainer_name(args: DriftArgs) -> str:
+    return f"{args.online} (trainer, snapshot every {args.snapshot_every:,} labels)"
+
+
 def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, static: Any,
                     data: Any, base: Settings, log: parity_run.Log) -> dict[str, np.ndarray]:
     """Each pipeline contender's score per prepared row (NaN where it published none)."""
@@ -111,32 +127,101 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
 
     work = Path(tempfile.mkdtemp(prefix="fraudstream-drift-"))
     out: dict[str, np.ndarray] = {}
+    span_s = float(frame["ts"].max() - frame["ts"].min())
+    speedup = max(args.rate * span_s / max(len(frame), 1), 1.0)
+    runs = [  # (name, model, learning, paced)
+        (f"{args.online} (online)", args.online, "local", False),
+        (f"{args.batch} static", args.batch, "local", False),
+        (f"{args.batch} retrained every 7 days", args.batch, "trainer", True),
+        (trainer_name(args), args.online, "trainer", True),
+    ]
     try:
         path = work / "replay.parquet"
         frame.to_parquet(path, index=False)
         with parity_run.broker(base, log) as on_broker:
-            for name, model in ((f"{args.online} (online)", args.online),
-                                (f"{args.batch} static", args.batch)):
-                run_dir = work / model
+            for name, model, learning, paced in runs:
+                run_dir = work / f"{model}-{learning}"
                 settings = parity_run.run_settings(
                     on_broker, run_dir, partitions=args.partitions, model=model,
-                    envelope=args.envelope, label_delay_days=7.0, learning="local")
-                if model == args.batch:
+                    envelope=args.envelope, label_delay_days=7.0, learning=learning)
+                settings = settings.model_copy(update={
+                    "retrain_every_days": 7.0, "retrain_window_days": offline.WEEKLY_TRAIN_DAYS,
+                    "snapshot_every_labels": args.snapshot_every})
+                if name == f"{args.batch} static":
                     sign_batch_model(settings, model, static, data)
+                collector = None
                 try:
+                    if paced:
+                        log(f"pipeline: {name}: replaying in event time, x{speedup:,.0f} "
+                            f"(about {args.rate:,.0f} tx/s), with a trainer")
+                        out[name] = paced_run(settings, path, args.envelope, speedup, tx_ids,
+                                              run_dir / "logs", log)
+                        continue
                     log(f"pipeline: {name}: replaying {len(frame):,} transactions and labels")
                     parity_run.replay(settings, path, args.envelope, len(frame))
                     collector = parity_run.ScoreCollector(settings, tx_ids)
-                    try:
-                        parity_run.drain(settings, 1, collector, run_dir / "logs", log)
-                    finally:
-                        collector.close()
+                    parity_run.drain(settings, 1, collector, run_dir / "logs", log)
+                    out[name] = collector.score
                 finally:
+                    if collector is not None:
+                        collector.close()
                     parity_run.delete_run_topics(settings, log)
-                out[name] = collector.score
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
+              tx_ids: np.ndarray, log_dir: Path, log: parity_run.Log) -> np.ndarray:
+    """A trainer and one worker up first, then the file replayed in event time; returns the
+    score of each transaction as read from ``scores``."""
+    from infra.settings import child_env
+    from infra.topics import ensure_worker_topics
+    from streams.harness import FRAUDSTREAM, WorkerProcess
+
+    ensure_worker_topics(settings)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    n = len(tx_ids)
+    procs: list[subprocess.Popen[bytes]] = []
+    worker = WorkerProcess(settings, "w0", log_dir)
+    collector = parity_run.ScoreCollector(settings, tx_ids)
+    try:
+        with (log_dir / "trainer.log").open("ab") as tlog:
+            procs.append(subprocess.Popen([*FRAUDSTREAM, "trainer"], env=child_env(settings),
+                                          stdout=tlog, stderr=subprocess.STDOUT))
+        worker.start()
+        worker.wait_ready(timeout_s=parity_run.STARTUP_ALLOWANCE_S)
+        with (log_dir / "replay.log").open("ab") as rlog:
+            replay = subprocess.Popen(
+                [*FRAUDSTREAM, "replay", str(path), "--envelope", str(envelope), "--speedup",
+                 f"{speedup:.3f}", "--no-progress"], env=child_env(settings), stdout=rlog,
+                stderr=subprocess.STDOUT)
+        procs.append(replay)
+        last_progress, reported = time.monotonic(), 0
+        while collector.n_scored < n:
+            if collector.poll():
+                last_progress = time.monotonic()
+            if not worker.alive():
+                raise FraudstreamError(f"worker exited: {worker.tail()}")
+            code = replay.poll()
+            if code not in (None, 0):
+                raise FraudstreamError(f"paced replay failed ({code}); log in {log_dir}")
+            if time.monotonic() - last_progress > parity_run.STALL_S:
+                raise FraudstreamError(f"only {collector.n_scored:,} of {n:,} transactions "
+                                       f"scored, none for {parity_run.STALL_S:.0f} s; logs in "
+                                       f"{log_dir}")
+            if collector.n_scored - reported >= max(n // 10, 1):
+                reported = collector.n_scored
+                log(f"  {reported:,} / {n:,} transactions scored")
+        return collector.score
+    finally:
+        collector.close()
+        worker.stop()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
 
 
 def week_diffs(data: Any, pipe: dict[str, np.ndarray], off: dict[str, np.ndarray],
@@ -177,19 +262,24 @@ def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> d
         pipe = pipeline_scores(args, frame, tx_ids, static, data, base, log)
         before_fit = data.ts < np.floor(data.ts[0] / DAY) * DAY + (day - 7) * DAY
         pipe[f"{args.batch} static"][before_fit] = np.nan  # its training rows, as offline
+        trained = pipe.pop(trainer_name(args))
         log("pipeline figures:")
-        source = offline.drift_summary(data, pipe, day, args.eval_from_day, log=log)
         result["week_diffs"] = week_diffs(data, pipe, off_scores, args.eval_from_day, args.days)
+        pipe[trainer_name(args)] = trained  # no offline twin: its snapshots lag in wall time
+        source = offline.drift_summary(data, pipe, day, args.eval_from_day, log=log)
     by_name = {s["model"]: s for s in off["summary"]}
     models = []
     for s in source["summary"]:
-        models.append({"name": s["model"], "source": "pipeline" if args.pipeline else "offline",
+        paced = args.pipeline and ("trainer" in s["model"] or "retrained" in s["model"])
+        models.append({"name": s["model"],
+                       "source": ("pipeline, paced" if paced else "pipeline") if args.pipeline
+                       else "offline",
                        "pre_drift_ap": s["pre_drift_ap"], "worst_ap_after": s["worst_post_drift_ap_3d"],
                        "recovery_days": s["recovery_days"], "drop": s["drop"],
                        "ap_week_before": s["ap_week_before"],
                        "ap_two_weeks_after": s["ap_two_weeks_after"]})
         by_name.pop(s["model"])
-    for s in by_name.values():  # offline only: the weekly retrained model
+    for s in by_name.values():  # offline only (with --offline-only: all of them)
         models.append({"name": s["model"], "source": "offline", "pre_drift_ap": s["pre_drift_ap"],
                        "worst_ap_after": s["worst_post_drift_ap_3d"],
                        "recovery_days": s["recovery_days"], "drop": s["drop"],

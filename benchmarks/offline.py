@@ -73,8 +73,9 @@ def drift_scores(data: Any, drift_day: int, online: str = "logreg", batch: str =
     * the static model is fitted once, on every label known ``STATIC_LEAD_DAYS`` before the
       drift (4 weeks or more of history when the drift is on day 35 or later), and never
       again: rows before its fit are NaN (they are its training data);
-    * the retrained model is refitted every 7 days on the last ``WEEKLY_TRAIN_DAYS`` of labels
-      known at that moment (the lambda architecture's batch layer).
+    * the retrained model is refitted every 7 days on the labels known at that moment of the
+      transactions of the last ``WEEKLY_TRAIN_DAYS`` (the lambda architecture's batch layer, as
+      ``fraudstream trainer --model batch_...`` runs it).
 
     Returns ``(scores by model name, seconds by model name, the fitted static model)``.
     """
@@ -102,7 +103,8 @@ def drift_scores(data: Any, drift_day: int, online: str = "logreg", batch: str =
 
     started = time.perf_counter()
     scores[f"{batch} retrained every 7 days"], _, _, _ = replay_batch(
-        make_model(batch), data, retrain_days=7.0, train_days=WEEKLY_TRAIN_DAYS)
+        make_model(batch), data, retrain_days=7.0,
+        train_days=WEEKLY_TRAIN_DAYS - data.delay_days)  # replay_batch adds the delay back
     seconds[f"{batch} retrained every 7 days"] = time.perf_counter() - started
     return scores, seconds, static
 
