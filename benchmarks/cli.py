@@ -127,6 +127,8 @@ def drift(
     batch: str = typer.Option("batch_hgb", "--batch", help="The static / retrained batch model."),
     partitions: int = typer.Option(1, "--partitions", help="Partitions of the run's topics."),
     envelope: int = typer.Option(100, "--envelope", help="Transactions per Kafka message."),
+    day_seconds: float = typer.Option(6.0, "--day-seconds", help="Paced runs (the trainer-fed "
+                                      "models): wall-clock seconds per simulated day."),
     offline_only: bool = typer.Option(False, "--offline-only", help="Skip the pipeline runs."),
     out: Path = typer.Option(None, "--out", help="Write report.md and drift.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -142,7 +144,7 @@ def drift(
     from infra.settings import get_settings
 
     args = DriftArgs(spec, days, customers, seed, online, batch, partitions, envelope,
-                     pipeline=not offline_only)
+                     pipeline=not offline_only, day_seconds=day_seconds)
     args.validate()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run_drift(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))

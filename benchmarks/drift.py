@@ -17,8 +17,8 @@ compared week by week (the parity the drift study stands on).
 The models a separate ``fraudstream trainer`` feeds (the batch model refitted every 7 event-time
 days, and the online model learning in the trainer and published as snapshots) cannot drain a
 backlog: the worker would run days ahead of the trainer and score with the wrong week's model.
-They run *paced*: the file is replayed in event time (``replay --speedup``, about ``--rate``
-transactions a second) while the worker and the trainer run, as in production, so a snapshot
+They run *paced*: the file is replayed in event time (``replay --speedup``, ``--day-seconds``
+of wall clock a simulated day) while the worker and the trainer run, as in production, so a snapshot
 reaches the worker a fraction of a simulated day after its refit (the lag is part of what is
 measured).
 """
@@ -62,7 +62,7 @@ class DriftArgs:
     envelope: int = 100
     eval_from_day: int = 14
     pipeline: bool = True
-    rate: float = 400.0  # paced runs: transactions a second of the replay
+    day_seconds: float = 6.0  # paced runs: wall-clock seconds per simulated day
     snapshot_every: int = 1000  # the online trainer: labels between snapshots
 
     @property
@@ -99,8 +99,8 @@ class DriftArgs:
             raise FraudstreamError(f"--customers must be at least 50, not {self.customers}")
         if self.partitions < 1 or self.envelope < 1:
             raise FraudstreamError("--partitions and --envelope must be at least 1")
-        if not self.rate > 0 or self.snapshot_every < 1:
-            raise FraudstreamError("--rate must be > 0 and --snapshot-every at least 1")
+        if not self.day_seconds > 0 or self.snapshot_every < 1:
+            raise FraudstreamError("--day-seconds must be > 0 and --snapshot-every at least 1")
         if not 0 <= self.eval_from_day < day - 7:
             raise FraudstreamError(f"--eval-from-day must be in [0, {day - 7})")
 
@@ -127,8 +127,7 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
 
     work = Path(tempfile.mkdtemp(prefix="fraudstream-drift-"))
     out: dict[str, np.ndarray] = {}
-    span_s = float(frame["ts"].max() - frame["ts"].min())
-    speedup = max(args.rate * span_s / max(len(frame), 1), 1.0)
+    speedup = DAY / args.day_seconds
     runs = [  # (name, model, learning, paced)
         (f"{args.online} (online)", args.online, "local", False),
         (f"{args.batch} static", args.batch, "local", False),
@@ -152,8 +151,8 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
                 collector = None
                 try:
                     if paced:
-                        log(f"pipeline: {name}: replaying in event time, x{speedup:,.0f} "
-                            f"(about {args.rate:,.0f} tx/s), with a trainer")
+                        log(f"pipeline: {name}: replaying in event time, "
+                            f"{args.day_seconds:g} s a simulated day, with a trainer")
                         out[name] = paced_run(settings, path, args.envelope, speedup, tx_ids,
                                               run_dir / "logs", log)
                         continue
@@ -278,7 +277,7 @@ def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> d
                        "recovery_days": s["recovery_days"], "drop": s["drop"],
                        "ap_week_before": s["ap_week_before"],
                        "ap_two_weeks_after": s["ap_two_weeks_after"]})
-        by_name.pop(s["model"])
+        by_name.pop(s["model"], None)
     for s in by_name.values():  # offline only (with --offline-only: all of them)
         models.append({"name": s["model"], "source": "offline", "pre_drift_ap": s["pre_drift_ap"],
                        "worst_ap_after": s["worst_post_drift_ap_3d"],

@@ -617,8 +617,9 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
     sections.append(Section(
         "Not measured here",
         "Latency at a fixed load is measured for the online logreg per processing mode, not "
-        "for every model. Drift and label delay are measured with the offline evaluator "
-        "(the same feature code), not through the pipeline." + failed,
+        "for every model. Drift and label delay are measured here with the offline evaluator "
+        "(the same feature code); `fraudstream bench drift` and `fraudstream bench delay` "
+        "measure them through the pipeline (reports/drift)." + failed,
     ))
     info = [[k, v] for k, v in machine.items()]
     info.append(["load average at start", machine_before["load average (1/5/15 min)"]])

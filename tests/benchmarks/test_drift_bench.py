@@ -1,9 +1,11 @@
 """``fraudstream bench drift`` end to end on the session broker, on a small drifted world.
 
 The output's shape is checked, the static model's drop is measured (a number, not NaN), and the
-pipeline agrees week by week with the offline evaluator within issue 13's 0.02 AP: one
-partition and one worker, labels released in event time, so the online model learns in the
-evaluator's order and the static model is the very one the evaluator fitted.
+backlog-drained models agree week by week with the offline evaluator within issue 13's 0.02 AP:
+one partition and one worker, labels released in event time, so the online model learns in the
+evaluator's order and the static model is the very one the evaluator fitted. The trainer-fed
+models run paced (3 s a simulated day here); their figures are checked for shape only, since
+their snapshots reach the worker some wall-clock seconds after each refit.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 # 300 customers over 42 days (about 30,000 transactions): a drift on day 28 leaves the static
 # model 21 days of labels and two weeks after the drift; two drains of about a minute each
-WORLD = ["--customers", "300", "--days", "42", "--seed", "3", "--drift", "night_gang@28"]
+WORLD = ["--customers", "300", "--days", "42", "--seed", "3", "--drift", "night_gang@28",
+         "--day-seconds", "3"]
 MODEL_KEYS = {"name", "pre_drift_ap", "worst_ap_after", "recovery_days"}
 
 
@@ -41,8 +44,10 @@ def test_drift_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) 
 
     assert r["drift"] == "night_gang@28" and r["drift_day"] == 28
     names = [m["name"] for m in r["models"]]
-    assert names == ["logreg (online)", "batch_hgb static", "batch_hgb retrained every 7 days"]
-    assert [m["source"] for m in r["models"]] == ["pipeline", "pipeline", "offline"]
+    assert names == ["logreg (online)", "batch_hgb static", "batch_hgb retrained every 7 days",
+                     "logreg (trainer, snapshot every 1,000 labels)"]
+    assert [m["source"] for m in r["models"]] == ["pipeline", "pipeline", "pipeline, paced",
+                                                  "pipeline, paced"]
     for m in r["models"]:
         assert set(m) >= MODEL_KEYS
         assert m["recovery_days"] is None or (isinstance(m["recovery_days"], int)
@@ -55,10 +60,12 @@ def test_drift_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) 
     assert r["fair_static"]["history_days"] == 21 and r["fair_static"]["fair"] is False
 
     weeks = r["week_diffs"]
-    assert {w["model"] for w in weeks} == {"logreg (online)", "batch_hgb static"}
+    assert {w["model"] for w in weeks} == {"logreg (online)", "batch_hgb static",
+                                           "batch_hgb retrained every 7 days"}
     for w in weeks:
         assert math.isfinite(w["pipeline_ap"]) and math.isfinite(w["offline_ap"]), w
-        assert abs(w["diff"]) <= 0.02, w
+        if "retrained" not in w["model"]:  # drained as a backlog: the evaluator's order
+            assert abs(w["diff"]) <= 0.02, w
 
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Recovery" in report and "per week" in report

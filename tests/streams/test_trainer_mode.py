@@ -43,6 +43,19 @@ def test_workers_follow_the_trainers_snapshots(kafka_settings: Settings, tmp_pat
         trainer.terminate()
         out = trainer.communicate(timeout=30)[0].decode(errors="replace")
     assert "labels learned" in out
+    # its partitions are assigned, not group-balanced, but its offsets are committed under its
+    # group: a restarted trainer resumes instead of learning every label again
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(**settings.kafka.kafka_python_kwargs())
+    try:
+        group = f"{settings.app_id}-trainer"
+        committed = admin.list_group_offsets(group)[group]
+    finally:
+        admin.close()
+    by_topic = {tp.topic: meta.offset for tp, meta in committed.items()}
+    assert by_topic.get(settings.topics.labels, 0) > 0, committed
+    assert by_topic.get(settings.topics.scores, 0) > 0, committed
 
 
 def test_workers_hot_reload_the_batch_retrainers_snapshots(kafka_settings: Settings,
