@@ -68,7 +68,9 @@ def test_drift_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) 
             assert abs(w["diff"]) <= 0.02, w
 
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "Recovery" in report and "per week" in report
+    assert "Recovery" in report and "per week" in report and "offline evaluator" in report
+    saved = json.loads((tmp_path / "report" / "result.json").read_text())
+    assert saved["models"] == r["models"]
     assert (tmp_path / "report" / "drift.png").stat().st_size > 10_000
     assert not live_workers(tmp_path), "worker processes left running"
     print("bench drift: " + ", ".join(f"{m['name']} drop {m['drop']:+.1%}" for m in r["models"]))
