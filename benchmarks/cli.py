@@ -21,6 +21,12 @@ import typer
 from fraudstream.errors import FraudstreamError
 
 
+def _command_line() -> str:
+    """The ``fraudstream bench ...`` command as typed, for a report's first line."""
+    return "fraudstream bench " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 \
+        else "fraudstream bench"
+
+
 @contextlib.contextmanager
 def _broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap:
@@ -56,8 +62,7 @@ def bench(
     # SIGTERM -> SystemExit, so that every worker and the throwaway broker are stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out_dir = out or Path("reports/bench-quick" if quick else "reports/bench")
-    command = "fraudstream bench " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 \
-        else "fraudstream bench"
+    command = _command_line()
     with _broker(bootstrap) as servers:
         settings = get_settings().with_bootstrap(servers)
         path, problems = run_bench(settings, out_dir, quick, command.strip(),
@@ -140,18 +145,17 @@ def drift(
     """
     import json
 
-    from benchmarks.drift import DriftArgs, jsonable, run_drift, write_report
+    from benchmarks.drift import DriftArgs, run_drift, write_report
+    from benchmarks.parity import jsonable
     from infra.settings import get_settings
 
     args = DriftArgs(spec, days, customers, seed, online, batch, partitions, envelope,
                      pipeline=not offline_only, day_seconds=day_seconds)
     args.validate()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    result = run_drift(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))
+    result, curves = run_drift(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))
     if out is not None:
-        command = "fraudstream bench " + shlex.join(sys.argv[sys.argv.index("drift"):]) \
-            if "drift" in sys.argv else "fraudstream bench drift"
-        typer.echo(f"report: {write_report(result, out, command)}", err=True)
+        typer.echo(f"report: {write_report(result, curves, out, _command_line())}", err=True)
     if as_json:
         print(json.dumps(jsonable(result)), flush=True)
         return
@@ -182,7 +186,7 @@ def delay(
     """AP, AUC and CP@100 per label delay, through the pipeline beside the offline evaluator."""
     import json
 
-    from benchmarks.delay import COLUMNS, parse_delays, rows, run_delays
+    from benchmarks.delay import parse_delays, rows, run_delays, write_report
     from benchmarks.parity import ParityArgs, jsonable
     from infra.settings import get_settings
 
@@ -193,20 +197,7 @@ def delay(
     results = run_delays(args, days, get_settings(), log=lambda msg: typer.echo(msg, err=True))
     table_rows = rows(results)
     if out is not None:
-        from benchmarks.report import Report, Section, Table, write
-
-        out.mkdir(parents=True, exist_ok=True)
-        command = "fraudstream bench " + shlex.join(sys.argv[sys.argv.index("delay"):]) \
-            if "delay" in sys.argv else "fraudstream bench delay"
-        r0 = results[0]
-        md, _ = write(Report("Label delay through the pipeline", [
-            f"Command: `{command}`", f"Model `{model}`, {partitions} partition(s), envelope "
-            f"{envelope}, {r0['n_tx']:,} transactions; {r0['protocol']} protocol "
-            f"({r0['window']}). Every label known exactly d days after its transaction on both "
-            "sides; the terminal features use the same d."],
-            [Section("AP per label delay", "", [Table("delay", "Pipeline beside the offline "
-                                                      "evaluator", COLUMNS, table_rows)])]), out)
-        typer.echo(f"report: {md}", err=True)
+        typer.echo(f"report: {write_report(results, out, _command_line())}", err=True)
     if as_json:
         print(json.dumps(jsonable(results)), flush=True)
         return

@@ -8,7 +8,9 @@ so the table shows both what a late label costs and that the pipeline pays the s
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from benchmarks.parity import ParityArgs, run_parity
@@ -53,3 +55,22 @@ def rows(results: list[dict[str, Any]]) -> list[list[Any]]:
 COLUMNS = ["delay days", "AP pipeline", "AP offline", "AP diff", "AUC pipeline", "AUC offline",
            "AUC diff", "CP@100 pipeline", "CP@100 offline", "CP@100 diff", "drain tx/s",
            "evaluated", "frauds"]
+
+
+def write_report(results: list[dict[str, Any]], out_dir: Path, command: str) -> Path:
+    """``report.md`` (and html) with the table, and ``result.json`` beside it."""
+    from benchmarks.parity import jsonable
+    from benchmarks.report import Report, Section, Table, write
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    r0 = results[0]
+    md, _ = write(Report("Label delay through the pipeline", [
+        f"Command: `{command}`", f"Model `{r0['model']}`, {r0['partitions']} partition(s), "
+        f"envelope {r0['envelope']}, {r0['n_tx']:,} transactions; {r0['protocol']} protocol "
+        f"({r0['window']}). Every label known exactly d days after its transaction on both "
+        "sides; the terminal features use the same d."],
+        [Section("AP per label delay", "", [Table("delay", "Pipeline beside the offline "
+                                                  "evaluator", COLUMNS, rows(results))])]),
+        out_dir)
+    (out_dir / "result.json").write_text(json.dumps(jsonable(results), indent=4) + "\n")
+    return md

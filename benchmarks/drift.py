@@ -241,9 +241,10 @@ def week_diffs(data: Any, pipe: dict[str, np.ndarray], off: dict[str, np.ndarray
     return rows
 
 
-def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> dict[str, Any]:
-    """The whole study; returns the ``--json`` object (``models`` from the pipeline when it
-    ran, each model's offline figures under ``offline``)."""
+def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print,
+              ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The whole study: ``(the --json object, per-day curves by model)``; ``models`` come
+    from the pipeline when it ran, each model's offline figures are under ``offline``."""
     from models.evaluate import prepare
 
     args.validate()
@@ -267,24 +268,14 @@ def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> d
         result["week_diffs"] = week_diffs(data, pipe, off_scores, args.eval_from_day, args.days)
         pipe[trainer_name(args)] = trained  # no offline twin: its snapshots lag in wall time
         source = offline.drift_summary(data, pipe, day, args.eval_from_day, log=log)
-    by_name = {s["model"]: s for s in off["summary"]}
-    models = []
-    for s in source["summary"]:
-        paced = args.pipeline and ("trainer" in s["model"] or "retrained" in s["model"])
-        models.append({"name": s["model"],
-                       "source": ("pipeline, paced" if paced else "pipeline") if args.pipeline
-                       else "offline",
-                       "pre_drift_ap": s["pre_drift_ap"], "worst_ap_after": s["worst_post_drift_ap_3d"],
-                       "recovery_days": s["recovery_days"], "drop": s["drop"],
-                       "ap_week_before": s["ap_week_before"],
-                       "ap_two_weeks_after": s["ap_two_weeks_after"]})
-        by_name.pop(s["model"], None)
-    for s in by_name.values():  # offline only (with --offline-only: all of them)
-        models.append({"name": s["model"], "source": "offline", "pre_drift_ap": s["pre_drift_ap"],
-                       "worst_ap_after": s["worst_post_drift_ap_3d"],
-                       "recovery_days": s["recovery_days"], "drop": s["drop"],
-                       "ap_week_before": s["ap_week_before"],
-                       "ap_two_weeks_after": s["ap_two_weeks_after"]})
+    paced = {f"{args.batch} retrained every 7 days", trainer_name(args)}
+    models = [{"name": m["model"],
+               "source": "offline" if not args.pipeline
+               else "pipeline, paced" if m["model"] in paced else "pipeline",
+               "pre_drift_ap": m["pre_drift_ap"], "worst_ap_after": m["worst_post_drift_ap_3d"],
+               "recovery_days": m["recovery_days"], "drop": m["drop"],
+               "ap_week_before": m["ap_week_before"],
+               "ap_two_weeks_after": m["ap_two_weeks_after"]} for m in source["summary"]]
     static_row = next(m for m in models if m["name"] == f"{args.batch} static")
     online_row = next(m for m in models if m["name"] == f"{args.online} (online)")
     result["models"] = models
@@ -295,30 +286,17 @@ def run_drift(args: DriftArgs, base: Settings, log: parity_run.Log = print) -> d
                              "fair": (day - offline.STATIC_LEAD_DAYS >= FAIR_HISTORY_DAYS
                                       and abs(gap) <= FAIR_AP_GAP)}
     result["offline"] = off["summary"]
-    result["_curves"] = source["curves"] | {n: c for n, c in off["curves"].items()
-                                            if n not in source["curves"]}
-    return result
+    return result, source["curves"]
 
 
-def jsonable(value: Any) -> Any:
-    """NaN becomes null; private keys (curves) are left out."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_report(result: dict[str, Any], out_dir: Path, command: str) -> Path:
+def write_report(result: dict[str, Any], curves: dict[str, pd.DataFrame], out_dir: Path,
+                 command: str) -> Path:
     """``report.md`` (and html) with the recovery table, the weekly parity and the chart."""
+    from benchmarks.parity import jsonable
     from benchmarks.report import Chart, Report, Section, Table, chart_drift, pct, write
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    chart_drift(result["_curves"], result["drift_day"], out_dir / "drift.png",
+    chart_drift(curves, result["drift_day"], out_dir / "drift.png",
                 title=f"{result['drift']}: AP and CP@100 per simulated day")
 
     def rec(v: int | None) -> str:

@@ -160,26 +160,9 @@ def _events(value: bytes) -> list[dict[str, Any]]:
     return body["events"] if body.get("type") == "envelope" else [body]
 
 
-def _all_partitions(consumer: Any, topics: tuple[str, ...], declared: int) -> list[Any]:
-    """Every partition of ``topics``: from the broker's metadata, else the declared count (a
-    topic the trainer reads before anyone wrote to it may not be in the metadata yet)."""
-    from kafka import TopicPartition
-
-    tps = []
-    for topic in topics:
-        parts: set[int] = set()
-        deadline = time.monotonic() + 10.0
-        while not parts and time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or set()
-            if not parts:
-                time.sleep(0.2)
-        tps += [TopicPartition(topic, p) for p in sorted(parts or range(declared))]
-    return tps
-
-
 def run_trainer(settings: Settings, max_seconds: float | None = None) -> Trainer:
     """Consume scores and labels until SIGTERM/SIGINT (or ``max_seconds``)."""
-    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
     trainer = Trainer(settings)
     t = settings.topics
@@ -187,12 +170,14 @@ def run_trainer(settings: Settings, max_seconds: float | None = None) -> Trainer
     # One trainer per pipeline: its partitions are assigned, not balanced by a group. kafka-python
     # 3.0 could hang in the group's join (a second generation whose assignment never came; seen
     # on a loaded machine, the trainer then read nothing); the group id is kept for its offset
-    # commits, so a restarted trainer resumes where it stopped.
+    # commits, so a restarted trainer resumes where it stopped. The declared partition count is
+    # used, as streams.log_follower does: a topic nobody wrote to yet may not be in the metadata.
     consumer = KafkaConsumer(
         group_id=f"{settings.app_id}-trainer", auto_offset_reset="earliest",
         enable_auto_commit=True, **kwargs,
     )
-    consumer.assign(_all_partitions(consumer, (t.scores, t.labels), t.partitions))
+    consumer.assign([TopicPartition(topic, p) for topic in (t.scores, t.labels)
+                     for p in range(t.partitions)])
     producer = KafkaProducer(**kwargs)
     stop = {"now": False}
 
