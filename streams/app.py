@@ -16,6 +16,7 @@ import math
 import time
 import weakref
 from pathlib import Path
+from time import thread_time_ns
 from typing import Any
 
 import faust
@@ -168,7 +169,11 @@ class FraudApp:
         if shared is not None:  # the examples first: re-sent after a crash rather than lost
             for examples in shared.take_outgoing():
                 await self.examples_topic.send(key=self.worker_id.encode(), value=examples)
+        stages = self.processor.stages
+        began = thread_time_ns()  # CPU, not wall: an await that waits must not count
         await self.card_table.publish()
+        sent = thread_time_ns()
+        stages.add("state", sent - began)
         send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
         for key, value in out.scores:
             await send(self._scores_name, key, value, None, None, None)
@@ -176,6 +181,7 @@ class FraudApp:
             await send(self._alerts_name, key, value, None, None, None)
         for key, value in out.dead:
             await dlq.send(key=key, value=value)
+        stages.add("output", thread_time_ns() - sent)
         if out.pause or out.resume:
             self._label_flow(out.pause, out.resume)
         now = time.monotonic()
@@ -186,7 +192,9 @@ class FraudApp:
             # The cards marking these labels done must be durable before a snapshot that
             # contains them: else a crash replays the labels into the snapshot's model.
             await self.app.producer.flush()
+            began = thread_time_ns()
             self._snapshot()
+            stages.add("model", thread_time_ns() - began)
 
     def _label_flow(self, pause: list[int], resume: list[int]) -> None:
         """Stop fetching labels for partitions holding too many, resume them at half.

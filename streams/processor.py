@@ -14,12 +14,14 @@ import math
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from time import perf_counter_ns
 from typing import Any, NamedTuple
 
 from models.explain import FeatureMean, reasons
 from models.features import customer_features, customer_window_features, time_features
-from producers.events import InvalidEvent, Label, Transaction, decode_labels, decode_transactions
+from producers.events import Label, Transaction
 from producers.sender import murmur2_partition
+from producers.wire import Decoded, Reject, split_labels, split_transactions
 from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState
 from streams.label_clock import Held, LabelClock
@@ -27,6 +29,7 @@ from streams.model_runtime import ModelRuntime
 from streams.published import Published
 from streams.score_messages import encode_score, encode_scores
 from streams.shared_learning import SharedExamples
+from streams.stage_times import StageTimes
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
@@ -73,9 +76,14 @@ MAX_DLQ_ORIGINAL = 700_000
 """Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
 
 
-def dead_letter(record: Record, reason: str) -> KeyValue:
-    """The DLQ message: why, where from, and the original bytes (base64) to replay later."""
-    value = record.value or b""
+def dead_letter(record: Record, reason: str, value: bytes | None = None,
+                index: int | None = None) -> KeyValue:
+    """The DLQ message: why, where from, and the original bytes (base64) to replay later.
+
+    ``value`` and ``index``: one event of an envelope was refused (the others went on), and
+    these are that event's own bytes and its position in the envelope at ``offset``.
+    """
+    value = (record.value or b"") if value is None else value
     body = {
         "v": 1,
         "reason": reason[:500],
@@ -84,6 +92,7 @@ def dead_letter(record: Record, reason: str) -> KeyValue:
         "source_topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
+        "event_index": index,
         "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
         "value_b64": base64.b64encode(value[:MAX_DLQ_ORIGINAL]).decode(),
         "failed_at": time.time(),
@@ -142,6 +151,8 @@ class Processor:
         worker's to publish (``streams.shared_learning``)."""
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
+        self.stages = StageTimes()
+        """CPU time per stage (``streams.stage_times``); the app adds its sends to it."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -172,12 +183,15 @@ class Processor:
     def _card(self, key: bytes) -> CardState:
         card = self._cache.get(key)
         if card is None:
+            started = self.stages.start()
             raw = self.cards.get(key)
             card = CardState.from_bytes(raw) if raw else CardState()
             self._cache[key] = card
+            self.stages.stop("state", started)
         return card
 
     def _store(self, keys: set[bytes] | list[bytes]) -> None:
+        started = self.stages.start()
         origin, bound = self._origin, _UNBOUND
         for key in keys:
             event = origin.get(key)
@@ -186,6 +200,7 @@ class Processor:
                 bound = event
             self.cards[key] = self._cache[key].to_bytes()
         origin.clear()
+        self.stages.stop("state", started)
 
     # -- transactions --------------------------------------------------------------------
     def _decode(
@@ -198,30 +213,44 @@ class Processor:
         as ``producers.envelope`` packs them: each card's state lives in the store and
         changelog of that one partition, and a foreign card would split it.
         """
+        started = self.stages.start()
         try:
-            events = decode(record.value)
-        except InvalidEvent as exc:
-            reason = exc.reason
+            decoded = decode(record.value)
         except Exception as exc:  # never let one message stop the stream
-            reason = f"undecodable: {type(exc).__name__}"
-        else:
+            decoded = Decoded([], [Reject(None, f"undecodable: {type(exc).__name__}", b"")])
+        for reject in decoded.rejects:
+            out.dead.append(dead_letter(record, reject.reason, reject.raw, reject.index)
+                            if reject.index is not None else dead_letter(record, reject.reason))
+            self.telemetry.dlq.labels(topic).inc()
+        events = decoded.events
+        if events:
             keys = [str(event.customer_id).encode() for event in events]  # once per event
-            reason = self._routing_error(record.key, keys)
+            first_kept = not decoded.rejects or decoded.rejects[0].index != 0
+            reason = self._routing_error(record.key, keys, first_kept)
             if reason is None:
                 origin = self._origin
                 for key in keys:
                     origin[key] = record.event
+                self.stages.stop("decode", started)
                 return list(zip(keys, events, strict=True))
-        out.dead.append(dead_letter(record, reason))
-        self.telemetry.dlq.labels(topic).inc()
+            out.dead.append(dead_letter(record, reason))
+            self.telemetry.dlq.labels(topic).inc()
+        self.stages.stop("decode", started)
         return []
 
-    def _routing_error(self, key: bytes | None, cards: list[bytes]) -> str | None:
-        if cards[0] != key:
+    def _routing_error(self, key: bytes | None, cards: list[bytes],
+                       first_kept: bool = True) -> str | None:
+        """Why these cards cannot be processed under this record's key, or None.
+
+        ``first_kept``: the envelope's first event is among ``cards`` (not set aside as
+        malformed), so it must be the key's card."""
+        if first_kept and cards[0] != key:
             return f"key {key!r:.40} is not the card id {cards[0].decode()}"
-        if len(cards) > 1:
+        if key is None:
+            return "no key"
+        if len(cards) > 1 or not first_kept:
             home = self._partition(key)
-            for card in cards[1:]:
+            for card in cards[1:] if first_kept else cards:
                 if card != key and self._partition(card) != home:
                     return (f"card {card.decode()} of the envelope keyed {key!r:.40} "
                             f"belongs to another partition")
@@ -245,7 +274,7 @@ class Processor:
             self.telemetry.messages_in.inc()
             last[record.partition] = record.event
             txs.extend((key, tx, record.partition)
-                       for key, tx in self._decode(record, decode_transactions, "transactions",
+                       for key, tx in self._decode(record, split_transactions, "transactions",
                                                    out))
         return txs
 
@@ -264,17 +293,20 @@ class Processor:
         again from the card's state (``rescored``), never dropped.
         """
         out = Outgoing()
+        stages = self.stages
+        started, inner = stages.start(), stages.inner_ns()
         txs = self.decode_transactions(records, out)
         published = self.published  # this batch may still need it, even if it ends the need
         if self._published_until:
             self._passed(records)
         if not txs:
+            stages.close(started, inner)
             return out
         self._ensure_index()
         fresh: list[Fresh] = []
         dirty: set[bytes] = set()
         replica, clock = self.replica, self.clock
-        replayed = rescored = 0
+        replayed = rescored = features_ns = 0
         shared = self.shared
         peers_next = shared.next_known_at() if shared is not None else math.inf
         for key, tx, partition in txs:
@@ -302,6 +334,7 @@ class Processor:
                     rescored += 1
                     self._rescore(card, tx, out)
                 continue
+            began = perf_counter_ns()
             feats = [
                 tx.amount,
                 *time_features(tx.ts),
@@ -309,11 +342,13 @@ class Processor:
                 *replica.features(tx.terminal_id, tx.ts),
             ]
             replica.record_tx(tx.terminal_id, tx.ts, tx.tx_id)
+            features_ns += perf_counter_ns() - began
             known = published.get(tx.tx_id) if published else None
             replayed += known is not None
             fresh.append((tx, key, partition, feats, known))
             dirty.add(key)
         self._score_fresh(fresh, out)
+        stages.add("features", features_ns)
         self._store(dirty)
         self._flow(out)
         self.telemetry.scores_out.inc(len(out.scores) + len(out.score_bodies))
@@ -323,6 +358,7 @@ class Processor:
         self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
         self.telemetry.alerts.inc(len(out.alerts))
         self.telemetry.labels_held.set(clock.held())
+        stages.close(started, inner)
         return out
 
     def _score_fresh(self, fresh: list[Fresh], out: Outgoing) -> None:
@@ -330,7 +366,9 @@ class Processor:
         if not fresh:
             return
         new = [f for _, _, _, f, known in fresh if known is None]
+        started = self.stages.start()
         predicted = iter(self.runtime.predict_many(new) if new else ())
+        self.stages.stop("model", started)
         clock = self.clock
         for tx, key, partition, feats, known in fresh:
             if known is None:
@@ -408,9 +446,12 @@ class Processor:
         idle for ``label_idle_s``; its watermark moves to the newest held label.
         """
         out = Outgoing()
+        stages = self.stages
+        started, inner = stages.start(), stages.inner_ns()
         self._ensure_index()
         newest = self.clock.newest_held(partition)
         if newest is None or partition not in self._last_event:
+            stages.close(started, inner)
             return out
         self.clock.advance(partition, newest)
         dirty: set[bytes] = set()
@@ -418,20 +459,24 @@ class Processor:
         self._store(dirty)
         self._flow(out)
         self.telemetry.labels_held.set(self.clock.held())
+        stages.close(started, inner)
         return out
 
     def _emit_score(self, out: Outgoing, tx: Transaction, score: float, feats: list[float],
                     rescored: bool = False) -> None:
+        started = perf_counter_ns()
         body = self._score_body(tx, score, feats, rescored)
         if self.pack_scores:
             out.score_bodies.append(body)
         else:
             out.scores.append((str(tx.tx_id).encode(), encode_score(body)))
+        self.stages.add("output", perf_counter_ns() - started)
 
     def _pack(self, out: Outgoing) -> None:
         """One envelope per partition for the batch's scores (``streams.score_messages``)."""
         if not out.score_bodies:
             return
+        started = self.stages.start()
         groups: dict[int, list[dict[str, Any]]] = {}
         for body in out.score_bodies:
             key = str(body["customer_id"]).encode()
@@ -439,6 +484,7 @@ class Processor:
         for bodies in groups.values():
             out.scores.append((str(bodies[0]["customer_id"]).encode(), encode_scores(bodies)))
         out.score_bodies = []
+        self.stages.stop("output", started)
 
     def _score_body(self, tx: Transaction, score: float, feats: list[float],
                     rescored: bool = False) -> dict[str, Any]:
@@ -464,6 +510,7 @@ class Processor:
         return body
 
     def _alert_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
+        started = self.stages.start()
         mean = self._feature_mean
         try:
             why = reasons(self.runtime.model, feats,
@@ -476,7 +523,9 @@ class Processor:
             "threshold": self.alert_policy.threshold, "model": self.runtime.label,
             "reasons": why,
         }
-        return (str(tx.customer_id).encode(), _dumps(body).encode())
+        message = (str(tx.customer_id).encode(), _dumps(body).encode())
+        self.stages.stop("output", started)
+        return message
 
     # -- labels --------------------------------------------------------------------------
     def learn(self, records: list[Record]) -> Outgoing:
@@ -490,13 +539,16 @@ class Processor:
         is exact, and recording it late would not be.
         """
         out = Outgoing()
+        stages = self.stages
+        started, inner = stages.start(), stages.inner_ns()
         labels: list[tuple[bytes, Label, int]] = []
         last = self._last_event
         for record in records:
             last.setdefault(record.partition, record.event)
             labels.extend((key, label, record.partition)
-                          for key, label in self._decode(record, decode_labels, "labels", out))
+                          for key, label in self._decode(record, split_labels, "labels", out))
         if not labels:
+            stages.close(started, inner)
             return out
         self._ensure_index()
         self.telemetry.labels_in.inc(len(labels))
@@ -533,6 +585,7 @@ class Processor:
         self._store(dirty)
         self._flow(out)
         self.telemetry.labels_held.set(clock.held())
+        stages.close(started, inner)
         return out
 
     # -- held labels: index rebuild and flow control -----------------------------------
@@ -587,14 +640,19 @@ class Processor:
             shared.record_local(tx_id, known_at, fraud, entry.features)
         if self.runtime.learn_enabled:
             self.telemetry.learned.inc()
-        return self.runtime.learn(entry.features, fraud)
+        started = self.stages.start()
+        due = self.runtime.learn(entry.features, fraud)
+        self.stages.stop("model", started)
+        return due
 
     def _learn_peers(self, t: float, out: Outgoing) -> None:
         """Learn the peers' examples known at or before ``t`` (``streams.shared_learning``)."""
         runtime, learned = self.runtime, 0
+        started = self.stages.start()
         for features, fraud in self.shared.due(t):  # type: ignore[union-attr]
             out.snapshot_due |= runtime.learn(features, fraud)
             learned += 1
+        self.stages.stop("model", started)
         if runtime.learn_enabled:
             self.telemetry.learned.inc(learned)
         self.telemetry.peer_examples.inc(learned)

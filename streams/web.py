@@ -38,6 +38,7 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
             "rescored": t.rescored._value.get(),
             "alert_threshold": t.alert_threshold._value.get(),
         },
+        "stage_seconds": fraud.processor.stages.seconds(),
     }
 
 
