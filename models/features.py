@@ -86,9 +86,13 @@ class CustomerState:
 
     ts: list[float] = field(default_factory=list)
     cum: list[float] = field(default_factory=lambda: [0.0])
+    changes: int = field(default=0, compare=False, repr=False)
+    """Counts the updates, so a holder can tell whether its encoded copy is still current
+    (the stream worker re-encodes a card's window only when it changed)."""
 
     def add_transaction(self, ts: float, amount: float) -> None:
         """Record a transaction; out-of-order events are inserted in place (rare, O(n))."""
+        self.changes += 1
         tss = self.ts
         cum = self.cum
         if not tss or ts >= tss[-1]:
@@ -107,6 +111,7 @@ class CustomerState:
         """Drop transactions at or before ``before`` (they can no longer enter any window)."""
         k = bisect_right(self.ts, before)
         if k:
+            self.changes += 1
             del self.ts[:k]
             del self.cum[:k]
             if self.cum[0] > _REBASE:

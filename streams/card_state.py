@@ -37,6 +37,7 @@ N_FEATURES = len(FEATURE_NAMES)
 ROW = 4 + N_FEATURES  # tx_id, ts, terminal_id, score, features...
 _CODEC_VERSION = 1
 _HEADER = struct.Struct("<BH5I")
+_pack = struct.pack
 
 
 class HeldLabels:
@@ -149,6 +150,10 @@ class CardState:
     transactions reach ``known_at`` (``streams.label_clock``), or until their transaction
     arrives. Kept here so that the changelog makes them survive a crash."""
 
+    window: tuple[int, bytes] | None = field(default=None, compare=False, repr=False)
+    """The customer window as last encoded, with the window's ``changes`` then: a label
+    batch rewrites a card without touching its window, so its encoding is reused."""
+
     def _row(self, tx_id: int) -> int:
         ids = self.pending[0::ROW]
         try:
@@ -232,14 +237,21 @@ class CardState:
         return _HEADER.unpack_from(raw)[6] > 0
 
     def to_bytes(self) -> bytes:
-        parts = (
-            array("d", self.customer.ts).tobytes(),
-            array("d", self.customer.cum).tobytes(),
-            self.pending.tobytes(),
-            array("q", self.done).tobytes(),
-            self.early.flat.tobytes(),
-        )
-        return _HEADER.pack(_CODEC_VERSION, ROW, *(len(p) for p in parts)) + b"".join(parts)
+        # struct.pack, not array(list).tobytes(): it converts a list of floats about twice as
+        # fast, and every dirty card of a batch is encoded (measured: a fifth of the processor)
+        customer, done = self.customer, self.done
+        window = self.window
+        if window is None or window[0] != customer.changes:
+            ts, cum = customer.ts, customer.cum
+            window = self.window = (customer.changes, _pack(f"<{len(ts)}d{len(cum)}d", *ts, *cum))
+        pending, early = self.pending.tobytes(), self.early.flat.tobytes()
+        packed_done = _pack(f"<{len(done)}q", *done)
+        n_ts = 8 * len(customer.ts)
+        return b"".join((
+            _HEADER.pack(_CODEC_VERSION, ROW, n_ts, len(window[1]) - n_ts, len(pending),
+                         len(packed_done), len(early)),
+            window[1], pending, packed_done, early,
+        ))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CardState:

@@ -151,6 +151,8 @@ class Processor:
         worker's to publish (``streams.shared_learning``)."""
         self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
         self._rebuild: set[int] | None = set(range(partitions))
+        self._learned = 0
+        self._latencies: list[float] = []  # of the batch's scores, observed together
         self.stages = StageTimes()
         """CPU time per stage (``streams.stage_times``); the app adds its sends to it."""
 
@@ -270,8 +272,8 @@ class Processor:
         """``(card key, transaction, partition)`` of every valid event of ``records``."""
         txs: list[tuple[bytes, Transaction, int]] = []
         last = self._last_event
+        self.telemetry.messages_in.inc(len(records))
         for record in records:
-            self.telemetry.messages_in.inc()
             last[record.partition] = record.event
             txs.extend((key, tx, record.partition)
                        for key, tx in self._decode(record, split_transactions, "transactions",
@@ -358,6 +360,7 @@ class Processor:
         self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
         self.telemetry.alerts.inc(len(out.alerts))
         self.telemetry.labels_held.set(clock.held())
+        self._count_learned()
         stages.close(started, inner)
         return out
 
@@ -459,6 +462,7 @@ class Processor:
         self._store(dirty)
         self._flow(out)
         self.telemetry.labels_held.set(self.clock.held())
+        self._count_learned()
         stages.close(started, inner)
         return out
 
@@ -489,7 +493,7 @@ class Processor:
     def _score_body(self, tx: Transaction, score: float, feats: list[float],
                     rescored: bool = False) -> dict[str, Any]:
         now = time.time()
-        self.telemetry.observe_latency(max(0.0, now - tx.produced_at))
+        self._latencies.append(max(0.0, now - tx.produced_at))
         body = {
             "v": 1,
             "tx_id": tx.tx_id,
@@ -555,6 +559,7 @@ class Processor:
         dirty: set[bytes] = set()
         clock = self.clock
         learn_time: dict[int, float] = {}  # per partition, once per batch (the floor loops)
+        dupes = late = early = 0  # counted once per batch: a metric update is a lock
         for key, label, partition in labels:
             clock.read_label(partition, label.known_at)
             if label.fraud:
@@ -562,7 +567,7 @@ class Processor:
                                           label.tx_id)
             card = self._card(key)
             if label.tx_id in card.done or label.tx_id in card.early:
-                self.telemetry.label_dupes.inc()
+                dupes += 1
                 continue
             until = learn_time.get(partition)
             if until is None:
@@ -570,21 +575,26 @@ class Processor:
             if label.known_at <= until:  # late: the transactions are past its known_at
                 entry = card.pop_pending(label.tx_id)
                 if entry is not None:
-                    self.telemetry.labels_late.inc()
+                    late += 1
                     out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry,
                                                     label.known_at)
                     dirty.add(key)
                     continue
-                self.telemetry.labels_early.inc()  # before its transaction
+                early += 1  # before its transaction
             else:
                 clock.hold(partition, label.known_at, label.tx_id, key)
                 if not card.seen(label.tx_id):
-                    self.telemetry.labels_early.inc()
+                    early += 1
             card.early[label.tx_id] = [label.fraud, label.known_at]
             dirty.add(key)
         self._store(dirty)
         self._flow(out)
-        self.telemetry.labels_held.set(clock.held())
+        t = self.telemetry
+        t.label_dupes.inc(dupes)
+        t.labels_late.inc(late)
+        t.labels_early.inc(early)
+        t.labels_held.set(clock.held())
+        self._count_learned()
         stages.close(started, inner)
         return out
 
@@ -639,11 +649,19 @@ class Processor:
                 return False
             shared.record_local(tx_id, known_at, fraud, entry.features)
         if self.runtime.learn_enabled:
-            self.telemetry.learned.inc()
+            self._learned += 1  # counted once per batch (``_count_learned``)
         started = self.stages.start()
         due = self.runtime.learn(entry.features, fraud)
         self.stages.stop("model", started)
         return due
+
+    def _count_learned(self) -> None:
+        if self._latencies:
+            self.telemetry.observe_latencies(self._latencies)
+            self._latencies = []
+        if self._learned:
+            self.telemetry.learned.inc(self._learned)
+            self._learned = 0
 
     def _learn_peers(self, t: float, out: Outgoing) -> None:
         """Learn the peers' examples known at or before ``t`` (``streams.shared_learning``)."""

@@ -90,6 +90,24 @@ class Telemetry:
         self.latency.observe(seconds)
         self._latencies.append(seconds)
 
+    def observe_latencies(self, seconds: list[float]) -> None:
+        """A batch's latencies at once: the same histogram as ``observe`` per value, in one
+        numpy bucketing and one update per bucket (``Histogram.observe`` takes a lock per
+        call: 4% of an envelope-mode worker). prometheus_client has no bulk observe, so this
+        uses its documented bucket layout: one counter per bucket, upper bounds inclusive."""
+        if not seconds:
+            return
+        self._latencies.extend(seconds)
+        hist = self.latency
+        values = np.asarray(seconds, dtype=np.float64)
+        bounds = hist._upper_bounds
+        counts = np.bincount(np.searchsorted(bounds, values, side="left"),
+                             minlength=len(bounds))
+        for bucket, count in zip(hist._buckets, counts.tolist(), strict=False):
+            if count:
+                bucket.inc(count)
+        hist._sum.inc(float(values.sum()))
+
     def observe_label(self, score: float, fraud: int) -> None:
         self._labelled.append((score, fraud))
 
