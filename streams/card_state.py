@@ -56,14 +56,18 @@ class HeldLabels:
     0
     """
 
-    __slots__ = ("flat",)
+    __slots__ = ("_ids", "flat")
 
     def __init__(self, flat: array | None = None) -> None:
         self.flat = flat if flat is not None else array("d")  # (tx_id, fraud, known_at)...
+        self._ids: array | None = None  # flat[0::3], kept until the next change
 
     def _at(self, tx_id: int) -> int:
+        ids = self._ids
+        if ids is None:  # a label is looked up two or three times between changes
+            ids = self._ids = self.flat[0::3]
         try:
-            return self.flat[0::3].index(float(tx_id)) * 3
+            return ids.index(float(tx_id)) * 3
         except ValueError:
             return -1
 
@@ -81,12 +85,14 @@ class HeldLabels:
         if i >= 0:
             del self.flat[i:i + 3]
         self.flat.extend((float(tx_id), float(value[0]), float(value[1])))
+        self._ids = None
 
     def __delitem__(self, tx_id: int) -> None:
         i = self._at(tx_id)
         if i < 0:
             raise KeyError(tx_id)
         del self.flat[i:i + 3]
+        self._ids = None
 
     def __len__(self) -> int:
         return len(self.flat) // 3
@@ -96,6 +102,7 @@ class HeldLabels:
 
     def clear(self) -> None:
         del self.flat[:]
+        self._ids = None
 
     def items(self) -> list[tuple[int, list[float]]]:
         f = self.flat.tolist()
@@ -115,6 +122,7 @@ class HeldLabels:
             else:
                 keep.extend(f[i:i + 3])
         self.flat = keep
+        self._ids = None
         return dropped
 
 

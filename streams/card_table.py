@@ -19,6 +19,13 @@ The messages go to Faust's producer directly, not through ``Topic.send``: that p
 every message in Faust's future, channel and callback objects (measured: 19% of an
 envelope-mode worker's time for the changelog alone); the store's persisted offset, which
 Faust's callback set per message, is set once per partition and batch.
+
+The store writes wait for ``publish()`` too, and a RocksDB store gets them as one write batch
+per partition rather than one ``put`` each through Faust's store (measured: a put through
+Faust was 11% of an envelope-mode worker). Reads see the waiting writes first, so the table
+reads as if they were made at once. A crash before ``publish()`` loses them together with
+their changelog messages and the scores behind them, which is what happened before: none
+of it was acknowledged.
 """
 
 from __future__ import annotations
@@ -39,24 +46,33 @@ class CardTable(MutableMapping[bytes, bytes]):
     def __init__(self, table: Any) -> None:
         self.table = table
         self.unsent: deque[tuple[int, bytes, bytes]] = deque()
+        self.unwritten: dict[bytes, tuple[int, bytes]] = {}  # key -> (partition, value)
+        store = table.data
+        self._batched = bool(getattr(store, "use_rocksdict", False)) and hasattr(
+            store, "_db_for_partition")
+        """A rocksdict store takes write batches; any other store is written at once."""
         self._topic: str | None = None
         self._publishing = asyncio.Lock()
 
     def __getitem__(self, key: bytes) -> bytes:
-        value = self.table.get(key)
+        value = self.get(key)
         if value is None:
             raise KeyError(key)
         return value
 
     def get(self, key: bytes, default: Any = None) -> Any:
-        value = self.table.get(key)
+        waiting = self.unwritten.get(key)
+        value = waiting[1] if waiting is not None else self.table.get(key)
         return default if value is None else value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         # The partition of the event being processed (Faust's rule for table keys): the
         # processor binds each card's own event before it stores the card.
         partition = self.table.partition_for_key(key)
-        self.table.data[key] = value
+        if self._batched:
+            self.unwritten[key] = (partition, value)
+        else:
+            self.table.data[key] = value
         self.unsent.append((partition, key, value))
 
     def __delitem__(self, key: bytes) -> None:
@@ -71,7 +87,28 @@ class CardTable(MutableMapping[bytes, bytes]):
     def scan(self) -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of the partitions this worker is active for (Faust's store
         iterates its active partitions only; the caller filters standby data by key)."""
+        self.write()
         yield from self.table.data.items()
+
+    def write(self) -> None:
+        """Put the waiting writes into the RocksDB store, one write batch per partition."""
+        if not self.unwritten:
+            return
+        waiting, self.unwritten = self.unwritten, {}
+        store = self.table.data
+        open_db = store._db_for_partition
+        from rocksdict import WriteBatch
+
+        batches: dict[int, Any] = {}
+        index = store._key_index  # what Faust's own put records, for its reads by key
+        for key, (partition, value) in waiting.items():
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            batch.put(key, value)
+            index[key] = partition
+        for partition, batch in batches.items():
+            open_db(partition).write(batch)
 
     async def publish(self) -> None:
         """Hand every queued changelog message to the producer, oldest first.
@@ -79,6 +116,7 @@ class CardTable(MutableMapping[bytes, bytes]):
         Both agents write cards; the lock keeps one drain at a time, so two writes of one
         card can never reach the producer in the wrong order.
         """
+        self.write()
         if not self.unsent:
             return
         table, unsent = self.table, self.unsent

@@ -51,6 +51,8 @@ class LabelClock:
     def __init__(self) -> None:
         self._watermark: dict[int, float] = {}
         self._heaps: dict[int, list[Held]] = {}
+        self._highest = -math.inf  # the largest watermark: nothing is due before it
+        self._next = math.inf  # no held label is known before this
         self.labels_read: dict[int, float] = {}
         """Per partition, the largest ``known_at`` read on the labels topic."""
         self.reading: set[int] = set()
@@ -68,6 +70,8 @@ class LabelClock:
     def advance(self, partition: int, ts: float) -> None:
         if ts > self._watermark.get(partition, -math.inf):
             self._watermark[partition] = ts
+            if ts > self._highest:
+                self._highest = ts
 
     def learn_time(self, partition: int) -> float:
         """Event time up to which labels of ``partition`` may be learned.
@@ -90,7 +94,10 @@ class LabelClock:
 
     def due_everywhere(self) -> list[tuple[int, list[Held]]]:
         """Pop, per partition, the held labels whose learn time has come (called once per
-        scored transaction: the floor is computed once, each heap is peeked once)."""
+        scored transaction): nothing is looked at while every held label is known after the
+        highest watermark; otherwise the floor is computed once and each heap peeked once."""
+        if self._next > self._highest:
+            return []
         floor = self._reading_floor()
         out = []
         for partition, heap in self._heaps.items():
@@ -103,6 +110,8 @@ class LabelClock:
 
     def hold(self, partition: int, known_at: float, tx_id: int, key: bytes) -> None:
         heapq.heappush(self._heaps.setdefault(partition, []), (known_at, tx_id, key))
+        if known_at < self._next:
+            self._next = known_at
 
     def due(self, partition: int, until: float) -> list[Held]:
         """Pop the held labels with ``known_at <= until``, oldest first (ties: by tx id)."""
@@ -112,7 +121,11 @@ class LabelClock:
         out = []
         while heap and heap[0][0] <= until:
             out.append(heapq.heappop(heap))
+        self._next_again()
         return out
+
+    def _next_again(self) -> None:
+        self._next = min((h[0][0] for h in self._heaps.values() if h), default=math.inf)
 
     def newest_held(self, partition: int) -> float | None:
         heap = self._heaps.get(partition)
@@ -131,6 +144,7 @@ class LabelClock:
         """Forget everything (partitions moved: the index is rebuilt from card state)."""
         self._watermark.clear()
         self._heaps.clear()
+        self._highest, self._next = -math.inf, math.inf
         self.labels_read.clear()
         self.reading.clear()
 
@@ -138,6 +152,7 @@ class LabelClock:
         heap = list(entries)
         heapq.heapify(heap)
         self._heaps[partition] = heap
+        self._next_again()
 
 
 def event_time_limit(

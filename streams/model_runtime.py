@@ -157,6 +157,9 @@ class ModelRuntime:
         return f"{self.name}:v{self.version}+{self.learned_since_snapshot}"
 
     def predict_one(self, features: Sequence[float]) -> float:
+        vec = _plain(self.model, "predict_proba_vec")  # no dict for a model that reads rows
+        if vec is not None:
+            return float(vec(features))
         return float(self.model.predict_proba_one(dict(zip(FEATURE_NAMES, features, strict=True))))
 
     def predict_many(self, rows: list[Sequence[float]]) -> list[float]:
@@ -171,7 +174,11 @@ class ModelRuntime:
         """Learn one label; True when a snapshot is due."""
         if not self.learn_enabled:
             return False
-        self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud)
+        vec = _plain(self.model, "learn_vec")
+        if vec is not None:
+            vec(features, fraud)
+        else:
+            self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud)
         self.learned += 1
         self.learned_since_snapshot += 1
         return self.learned_since_snapshot >= self.snapshot_every
@@ -203,3 +210,15 @@ def snapshot_model_name(snap: Snapshot) -> str | None:
     """
     name = getattr(snap.model, "name", None)
     return str(name) if name is not None else snap.meta.get("model")
+
+
+def _plain(model: Any, method: str) -> Any:
+    """``model.method`` when the model reads plain rows in ``FEATURE_NAMES`` order
+    (``models.online.SGDLogReg``): the row goes in as it is, without a dict to build and
+    read back; None for every other model."""
+    if tuple(getattr(model, "names", ())) != _NAMES:
+        return None
+    return getattr(model, method, None)
+
+
+_NAMES = tuple(FEATURE_NAMES)

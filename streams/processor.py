@@ -202,6 +202,7 @@ class Processor:
                 bound = event
             self.cards[key] = self._cache[key].to_bytes()
         origin.clear()
+        self.telemetry.card_writes.inc(len(keys))
         self.stages.stop("state", started)
 
     # -- transactions --------------------------------------------------------------------
@@ -296,13 +297,13 @@ class Processor:
         """
         out = Outgoing()
         stages = self.stages
-        started, inner = stages.start(), stages.inner_ns()
+        begun = stages.begin()
         txs = self.decode_transactions(records, out)
         published = self.published  # this batch may still need it, even if it ends the need
         if self._published_until:
             self._passed(records)
         if not txs:
-            stages.close(started, inner)
+            stages.end(begun)
             return out
         self._ensure_index()
         fresh: list[Fresh] = []
@@ -361,7 +362,7 @@ class Processor:
         self.telemetry.alerts.inc(len(out.alerts))
         self.telemetry.labels_held.set(clock.held())
         self._count_learned()
-        stages.close(started, inner)
+        stages.end(begun)
         return out
 
     def _score_fresh(self, fresh: list[Fresh], out: Outgoing) -> None:
@@ -450,11 +451,11 @@ class Processor:
         """
         out = Outgoing()
         stages = self.stages
-        started, inner = stages.start(), stages.inner_ns()
+        begun = stages.begin()
         self._ensure_index()
         newest = self.clock.newest_held(partition)
         if newest is None or partition not in self._last_event:
-            stages.close(started, inner)
+            stages.end(begun)
             return out
         self.clock.advance(partition, newest)
         dirty: set[bytes] = set()
@@ -463,7 +464,7 @@ class Processor:
         self._flow(out)
         self.telemetry.labels_held.set(self.clock.held())
         self._count_learned()
-        stages.close(started, inner)
+        stages.end(begun)
         return out
 
     def _emit_score(self, out: Outgoing, tx: Transaction, score: float, feats: list[float],
@@ -544,7 +545,7 @@ class Processor:
         """
         out = Outgoing()
         stages = self.stages
-        started, inner = stages.start(), stages.inner_ns()
+        begun = stages.begin()
         labels: list[tuple[bytes, Label, int]] = []
         last = self._last_event
         for record in records:
@@ -552,7 +553,7 @@ class Processor:
             labels.extend((key, label, record.partition)
                           for key, label in self._decode(record, split_labels, "labels", out))
         if not labels:
-            stages.close(started, inner)
+            stages.end(begun)
             return out
         self._ensure_index()
         self.telemetry.labels_in.inc(len(labels))
@@ -595,7 +596,7 @@ class Processor:
         t.labels_early.inc(early)
         t.labels_held.set(clock.held())
         self._count_learned()
-        stages.close(started, inner)
+        stages.end(begun)
         return out
 
     # -- held labels: index rebuild and flow control -----------------------------------

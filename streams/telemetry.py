@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sklearn.metrics import average_precision_score, roc_auc_score  # at start, not mid-stream
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -64,6 +65,9 @@ class Telemetry:
         self.dlq = Counter("fraudstream_dlq", "Events sent to a dead-letter topic", ["topic"],
                            registry=r)
         self.alerts = Counter("fraudstream_alerts", "Alerts raised", registry=r)
+        self.card_writes = Counter("fraudstream_card_writes",
+                                   "Card states written (store and changelog), once per card "
+                                   "and batch", registry=r)
         self.alert_threshold = Gauge("fraudstream_alert_threshold",
                                      "Score from which an alert is raised today", registry=r)
         self.latency = Histogram("fraudstream_e2e_latency_seconds",
@@ -118,8 +122,6 @@ class Telemetry:
         y = arr[:, 1].astype(int)
         if y.min() == y.max():
             return math.nan, math.nan
-        from sklearn.metrics import average_precision_score, roc_auc_score
-
         return float(roc_auc_score(y, arr[:, 0])), float(average_precision_score(y, arr[:, 0]))
 
     def sample(self, lag_total: float) -> dict[str, Any]:

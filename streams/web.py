@@ -36,6 +36,7 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
             "alerts": t.alerts._value.get(),
             "labels_held": t.labels_held._value.get(),
             "rescored": t.rescored._value.get(),
+            "card_writes": t.card_writes._value.get(),
             "alert_threshold": t.alert_threshold._value.get(),
         },
         "stage_seconds": fraud.processor.stages.seconds(),

@@ -1,8 +1,9 @@
-"""``CardTable``: store writes at once, changelog messages published in write order."""
+"""``CardTable``: writes readable at once, stored and published in write order."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +102,61 @@ def test_two_agents_publishing_at_once_keep_the_write_order() -> None:
 
     asyncio.run(run())
     assert [int(v) for _, _, v in table.app.producer.sent] == list(range(100))
+
+
+class _RocksStore:
+    """What ``CardTable`` uses of Faust's rocksdict store: one real RocksDB per partition."""
+
+    use_rocksdict = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dbs: dict[int, Any] = {}
+        self._key_index: dict[bytes, int] = {}
+        self.persisted: dict[Any, int] = {}
+
+    def _db_for_partition(self, partition: int) -> Any:
+        from rocksdict import Options, Rdict
+
+        if partition not in self._dbs:
+            self._dbs[partition] = Rdict(str(self.root / str(partition)), Options(raw_mode=True))
+        return self._dbs[partition]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        raise AssertionError("a rocksdict store is written in batches, never per key")
+
+    def get(self, key: bytes) -> bytes | None:
+        partition = self._key_index.get(key)
+        return None if partition is None else self._dbs[partition].get(key)
+
+    def items(self) -> Any:
+        for db in self._dbs.values():
+            yield from db.items()
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+def test_rocksdb_writes_wait_for_publish_and_go_as_one_batch_per_partition(
+    tmp_path: Path,
+) -> None:
+    table = _Table()
+    table.data = _RocksStore(tmp_path)  # type: ignore[assignment]
+    cards = CardTable(table)
+    for partition, key, value in ((1, b"7", b"a"), (2, b"8", b"b"), (1, b"7", b"c")):
+        table.partition = partition
+        cards[key] = value
+    assert cards.get(b"7") == b"c" and cards[b"8"] == b"b"  # read before they are written
+    assert table.data._dbs == {}
+
+    async def publish_and_settle() -> None:
+        await cards.publish()
+        await asyncio.sleep(0)
+
+    asyncio.run(publish_and_settle())
+    store = table.data
+    assert store._dbs[1].get(b"7") == b"c" and store._dbs[2].get(b"8") == b"b"
+    assert cards.get(b"7") == b"c" and cards.unwritten == {}
+    assert [v for _, _, v in table.app.producer.sent] == [b"a", b"b", b"c"]  # every write
+    assert dict(cards.scan()) == {b"7": b"c", b"8": b"b"}
+    assert store.persisted == {("cards-changelog", 1): 2, ("cards-changelog", 2): 1}  # newest

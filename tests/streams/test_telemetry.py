@@ -34,12 +34,12 @@ def _busy(ms: float) -> None:
 
 def test_processor_time_is_what_the_timed_stages_left() -> None:
     times = StageTimes()
-    started, inner = times.start(), times.inner_ns()
+    begun = times.begin()
     t = times.start()
     _busy(20)
     times.stop("model", t)
     _busy(10)
-    times.close(started, inner)
+    times.end(begun)
     s = times.seconds()
     assert set(s) == set(STAGES)
     assert s["model"] >= 0.020 and 0.010 <= s["processor"] < s["model"]
