@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.procstat import peak_rss_bytes
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_worker_topics
@@ -239,6 +240,9 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
     partial = False
     cpu0: list[float] = []
     cpu1: list[float] = []
+    counters0: dict[str, float] = {}
+    counters1: dict[str, float] = {}
+    rss: list[int] = []
     try:
         if spec.learning == "trainer":
             log_path = bench.work / "logs" / run / "trainer.log"
@@ -251,6 +255,7 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         for w in workers:
             w.wait_ready(timeout_s=180)
         cpu0 = [cpu_seconds(w.process.pid) for w in workers if w.process]
+        counters0 = _stage_counters(workers)
         done, last_n, last_change, first_progress = 0.0, -1.0, time.monotonic(), 0.0
         while True:
             done = sum(float(w.stats()["totals"]["transactions"]) for w in workers)
@@ -281,6 +286,8 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
                 published, grown_at = now_published, time.monotonic()
             time.sleep(0.5)
         cpu1 = [cpu_seconds(w.process.pid) for w in workers if w.process]
+        counters1 = _stage_counters(workers)
+        rss = [peak_rss_bytes(w.process.pid) for w in workers if w.process]
     finally:
         for w in workers:
             w.stop()
@@ -296,6 +303,8 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         "scored": len(rows), "target": target, "partial": partial,
         "tx_per_s": rate, "seconds": span,
         "cpu_s_per_mtx": cpu / max(len(rows), 1) * 1e6,
+        **stage_costs(counters0, counters1, cpu, len(rows)),
+        "peak_rss_mb": max(rss, default=0) / 2**20,
         "learning": spec.learning, "snapshot_every": settings.snapshot_every_labels,
         **model_freshness(settings, rows, spec.learning),
         "_rows": rows,
@@ -304,6 +313,38 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
               f"{' (PARTIAL: capped)' if partial else ''}, "
               f"{result['cpu_s_per_mtx']:,.0f} CPU-s per million tx")
     return result
+
+
+STAGE_ORDER = ("decode", "state", "features", "model", "output", "processor")
+
+
+def _stage_counters(workers: list[WorkerProcess]) -> dict[str, float]:
+    """The workers' stage seconds (``streams.stage_times``) and card writes, summed."""
+    total: dict[str, float] = {}
+    for w in workers:
+        stats = w.stats()
+        for stage, seconds in stats.get("stage_seconds", {}).items():
+            total[stage] = total.get(stage, 0.0) + float(seconds)
+        total["card_writes"] = total.get("card_writes", 0.0) + float(
+            stats["totals"].get("card_writes", 0))
+    return total
+
+
+def stage_costs(before: dict[str, float], after: dict[str, float], cpu_s: float,
+                n: int) -> dict[str, Any]:
+    """CPU-µs per transaction by stage over a drain; ``framework`` is the workers' CPU the
+    stages do not account for (Faust, the Kafka client, the event loop, other threads).
+
+    >>> c = stage_costs({"model": 1.0}, {"model": 1.5, "card_writes": 500}, 2.0, 1000)
+    >>> c["stages_us"]["model"], c["stages_us"]["framework"], c["card_writes_per_tx"]
+    (500.0, 1500.0, 0.5)
+    """
+    n = max(n, 1)
+    stages = {stage: (after.get(stage, 0.0) - before.get(stage, 0.0)) / n * 1e6
+              for stage in STAGE_ORDER}
+    stages["framework"] = cpu_s / n * 1e6 - sum(stages.values())
+    writes = (after.get("card_writes", 0.0) - before.get("card_writes", 0.0)) / n
+    return {"stages_us": stages, "card_writes_per_tx": writes}
 
 
 def model_freshness(settings: Settings, rows: ScoreRows, learning: str) -> dict[str, float]:

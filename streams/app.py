@@ -182,7 +182,7 @@ class FraudApp:
             began, counted = thread_time_ns(), stages.total_ns()
             await self.card_table.publish()
             sent = thread_time_ns()
-            stages.add("state", sent - began - (stages.total_ns() - counted))
+            stages.add_cpu("state", sent - began - (stages.total_ns() - counted))
             counted_sent = stages.total_ns()
             send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
             for key, value in out.scores:
@@ -191,8 +191,8 @@ class FraudApp:
                 await send(self._alerts_name, key, value, None, None, None)
             for key, value in out.dead:
                 await dlq.send(key=key, value=value)
-            stages.add("output",
-                       thread_time_ns() - sent - (stages.total_ns() - counted_sent))
+            stages.add_cpu("output",
+                           thread_time_ns() - sent - (stages.total_ns() - counted_sent))
         if out.pause or out.resume:
             self._label_flow(out.pause, out.resume)
         now = time.monotonic()
@@ -205,7 +205,7 @@ class FraudApp:
             await self.app.producer.flush()
             began = thread_time_ns()
             self._snapshot()
-            stages.add("model", thread_time_ns() - began)
+            stages.add_cpu("model", thread_time_ns() - began)
 
     def _label_flow(self, pause: list[int], resume: list[int]) -> None:
         """Stop fetching labels for partitions holding too many, resume them at half.

@@ -31,12 +31,19 @@ re-delivery checks, telemetry)."""
 
 
 class StageTimes:
-    """Nanoseconds spent per stage since the worker started."""
+    """Nanoseconds of CPU spent per stage since the worker started.
 
-    __slots__ = ("ns",)
+    Within a processor call (``begin``/``end``) stretches are timed on the wall clock, which
+    is cheap, into a scratch pad; ``end`` reads the thread's CPU clock once and scales the
+    call's stretches by CPU over wall time, so a call preempted by the broker or another
+    process on a busy machine does not count the time it was off the CPU.
+    """
+
+    __slots__ = ("_open", "ns")
 
     def __init__(self) -> None:
         self.ns: dict[str, int] = dict.fromkeys(STAGES, 0)
+        self._open: dict[str, int] | None = None  # the wall-clock stretches of the open call
 
     @staticmethod
     def start() -> int:
@@ -45,29 +52,44 @@ class StageTimes:
     def stop(self, stage: str, started: int) -> int:
         """Add the time since ``started`` to ``stage``; returns now (to chain stretches)."""
         now = perf_counter_ns()
-        self.ns[stage] += now - started
+        self.add(stage, now - started)
         return now
 
     def add(self, stage: str, ns: int) -> None:
+        """Add wall-clock ``ns`` to ``stage`` (scaled to CPU at the end of the open call)."""
+        pad = self._open
+        if pad is None:
+            self.ns[stage] += ns
+        else:
+            pad[stage] = pad.get(stage, 0) + ns
+
+    def add_cpu(self, stage: str, ns: int) -> None:
+        """Add CPU ``ns`` measured by the caller (outside processor calls)."""
         self.ns[stage] += ns
 
     def total_ns(self) -> int:
         return sum(self.ns.values())
 
-    def inner_ns(self) -> int:
-        """The time of every stage but ``processor`` (read before a processor call)."""
-        ns = self.ns
-        return sum(ns.values()) - ns["processor"]
-
     def begin(self) -> tuple[int, int]:
-        """Start a processor call: this thread's CPU clock and the stages so far."""
-        return thread_time_ns(), self.inner_ns()
+        """Start a processor call (calls do not nest): both clocks now."""
+        self._open = {}
+        return thread_time_ns(), perf_counter_ns()
 
     def end(self, begun: tuple[int, int]) -> None:
-        """End a processor call: the CPU it took that its timed stages did not account for
-        goes to ``processor``, so the call's stages add up to its CPU time exactly."""
+        """End a processor call: its stretches, scaled to its CPU time, go to their stages
+        and the CPU they do not account for to ``processor``; the call adds exactly its CPU
+        time to the totals."""
         cpu = thread_time_ns() - begun[0]
-        self.ns["processor"] += cpu - (self.inner_ns() - begun[1])
+        wall = perf_counter_ns() - begun[1]
+        pad, self._open = self._open or {}, None
+        scale = min(1.0, cpu / wall) if wall > 0 else 1.0
+        ns = self.ns
+        counted = 0
+        for stage, spent in pad.items():
+            share = int(spent * scale)
+            ns[stage] += share
+            counted += share
+        ns["processor"] += cpu - counted
 
     def seconds(self) -> dict[str, float]:
         return {stage: ns / 1e9 for stage, ns in self.ns.items()}

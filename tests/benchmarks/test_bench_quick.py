@@ -22,7 +22,9 @@ from tests.benchmarks.processes import live_workers
 pytestmark = pytest.mark.integration
 
 CHARTS = ("drain.png", "latency.png", "pareto.png", "drift.png", "label_delay.png")
-TABLES = ("Issue 5 targets", "Headline figures", "Drain rates", "End-to-end latency",
+TABLES = ("Issue 12 targets", "Headline figures", "Drain rates",
+          "Envelope mode with labels, against the offline evaluator",
+          "CPU-µs per transaction by stage", "End-to-end latency",
           "Model x mode", "Scaling", "AP by label delay", "Recovery after drift",
           "Per day (AP, CP@100)", "Machine")
 
