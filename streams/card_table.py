@@ -97,10 +97,15 @@ class CardTable(MutableMapping[bytes, bytes]):
         waiting, self.unwritten = self.unwritten, {}
         store = self.table.data
         open_db = store._db_for_partition
+        index = store._key_index  # what Faust's own put records, for its reads by key
+        if len(waiting) == 1:  # one message, one card (event mode): a batch costs more
+            [(key, (partition, value))] = waiting.items()
+            open_db(partition).put(key, value)
+            index[key] = partition
+            return
         from rocksdict import WriteBatch
 
         batches: dict[int, Any] = {}
-        index = store._key_index  # what Faust's own put records, for its reads by key
         for key, (partition, value) in waiting.items():
             batch = batches.get(partition)
             if batch is None:

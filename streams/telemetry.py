@@ -103,6 +103,10 @@ class Telemetry:
             return
         self._latencies.extend(seconds)
         hist = self.latency
+        if len(seconds) < 16:  # numpy's fixed cost is more than a few single observations
+            for value in seconds:
+                hist.observe(value)
+            return
         values = np.asarray(seconds, dtype=np.float64)
         bounds = hist._upper_bounds
         counts = np.bincount(np.searchsorted(bounds, values, side="left"),

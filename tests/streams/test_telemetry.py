@@ -19,11 +19,14 @@ def test_bulk_latencies_fill_the_same_buckets_as_single_observations() -> None:
     one, bulk = Telemetry("a"), Telemetry("b")
     for v in values:
         one.observe_latency(v)
-    bulk.observe_latencies(values[:4])
+    bulk.observe_latencies(values[:4])  # a few: one at a time
     bulk.observe_latencies(values[4:])
     bulk.observe_latencies([])
+    for v in values * 3:
+        one.observe_latency(v)
+    bulk.observe_latencies(values * 3)  # many: bucketed with numpy
     assert _latency_lines(one) == _latency_lines(bulk)
-    assert any(line.endswith(" 9.0") for line in _latency_lines(bulk))  # the +Inf bucket
+    assert any(line.endswith(" 36.0") for line in _latency_lines(bulk))  # the +Inf bucket
 
 
 def _busy(ms: float) -> None:
