@@ -203,10 +203,11 @@ class Settings(BaseSettings):
     processing_mode: Literal["event", "microbatch", "envelope"] = "event"
     microbatch_size: int = Field(default=200, ge=1)
     microbatch_within_s: float = Field(default=0.05, gt=0)
-    envelope_batch: int = Field(default=8, ge=1)
+    envelope_batch: int = Field(default=1, ge=1)
     """Envelope mode: envelopes handed to the processor at once when that many are waiting
-    (1: one at a time). Each card is read and written once per batch, and a card write is
-    the costliest step of a worker (store, changelog)."""
+    (1: one at a time, the default). Each card is written once per batch, but the full bench
+    run of 2026-12-01 with 8 saw envelope drains stall (reports/hotpath): off until
+    understood."""
     alert_threshold: float = Field(default=0.9, ge=0, le=1)
     alert_policy: Literal["budget", "threshold"] = "budget"
     """``budget``: at most ``alert_budget`` cards alerted per event-time day (a threshold that

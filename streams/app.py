@@ -345,7 +345,7 @@ class FraudApp:
             await self.replica.ready.wait()
             if self.shared is not None:  # the peers' examples the snapshot lacks come first
                 await self.shared.ready.wait()
-            if mode == "event":
+            if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
                     await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
                 return
