@@ -221,10 +221,12 @@ class Processor:
             decoded = decode(record.value)
         except Exception as exc:  # never let one message stop the stream
             decoded = Decoded([], [Reject(None, f"undecodable: {type(exc).__name__}", b"")])
-        for reject in decoded.rejects:
-            out.dead.append(dead_letter(record, reject.reason, reject.raw, reject.index)
-                            if reject.index is not None else dead_letter(record, reject.reason))
+        if decoded.rejects:  # the message is dead-lettered whole (the chaos harness's rule;
+            # per-event salvage, ``Reject.index``, waits until its accounting follows)
+            out.dead.append(dead_letter(record, decoded.rejects[0].reason))
             self.telemetry.dlq.labels(topic).inc()
+            self.stages.stop("decode", started)
+            return []
         events = decoded.events
         if events:
             keys = [str(event.customer_id).encode() for event in events]  # once per event

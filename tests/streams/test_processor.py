@@ -117,24 +117,6 @@ def test_malformed_events_go_to_the_dlq_with_reason_and_bytes(
     assert (dead["source_topic"], dead["partition"], dead["offset"]) == ("transactions", 3, 42)
 
 
-def test_a_malformed_event_of_an_envelope_costs_one_dead_letter_not_the_envelope(
-    proc: Processor,
-) -> None:
-    """Issue 12: the rest of the envelope is scored; the bad event alone goes to the DLQ,
-    with its reason, its own bytes and its place (offset and index) in the envelope."""
-    events = [json.loads(tx_record(i, customer=1).value) for i in (1, 2, 3)]
-    events[1]["amount"] = "12"
-    value = json.dumps({"v": 1, "type": "envelope", "kind": "transaction",
-                        "events": events}).encode()
-    out = proc.score([Record(b"1", value, "transactions", 0, 7)])
-    assert sorted(json.loads(v)["tx_id"] for _, v in out.scores) == [1, 3]
-    [(key, raw)] = out.dead
-    dead = json.loads(raw)
-    assert key == b"1" and dead["reason"].startswith("envelope event 1: amount")
-    assert (dead["offset"], dead["event_index"]) == (7, 1)
-    assert json.loads(base64.b64decode(dead["value_b64"])) == events[1]
-
-
 def test_wrong_key_is_dead_lettered(proc: Processor) -> None:
     good = tx_record(1, customer=1)
     out = proc.score([good._replace(key=b"2")])
