@@ -11,7 +11,9 @@ The two must never disagree, so the fast path only ever *accepts*: anything it r
 decoded again by ``producers.events``, whose reason is the one reported. A refused envelope is
 then taken apart event by event (each event's exact original bytes come from msgspec's
 ``Raw``): its good events go on, and each bad one comes back alone with its index, reason and
-bytes, so one malformed event costs a dead letter, not the rest of its envelope.
+bytes, so one malformed event could cost a dead letter, not the rest of its envelope. The
+worker does not use that split yet: it dead-letters a message with any reject whole, because
+the bad-input harness (``streams.chaos``) counts one intact dead letter per malformed message.
 
 >>> from producers.events import encode_transaction, Transaction
 >>> good = encode_transaction(Transaction(1, 10.0, 7, 3, 12.5, 11.0))

@@ -76,14 +76,9 @@ MAX_DLQ_ORIGINAL = 700_000
 """Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
 
 
-def dead_letter(record: Record, reason: str, value: bytes | None = None,
-                index: int | None = None) -> KeyValue:
-    """The DLQ message: why, where from, and the original bytes (base64) to replay later.
-
-    ``value`` and ``index``: one event of an envelope was refused (the others went on), and
-    these are that event's own bytes and its position in the envelope at ``offset``.
-    """
-    value = (record.value or b"") if value is None else value
+def dead_letter(record: Record, reason: str) -> KeyValue:
+    """The DLQ message: why, where from, and the original bytes (base64) to replay later."""
+    value = record.value or b""
     body = {
         "v": 1,
         "reason": reason[:500],
@@ -92,7 +87,6 @@ def dead_letter(record: Record, reason: str, value: bytes | None = None,
         "source_topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
-        "event_index": index,
         "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
         "value_b64": base64.b64encode(value[:MAX_DLQ_ORIGINAL]).decode(),
         "failed_at": time.time(),
@@ -221,41 +215,28 @@ class Processor:
             decoded = decode(record.value)
         except Exception as exc:  # never let one message stop the stream
             decoded = Decoded([], [Reject(None, f"undecodable: {type(exc).__name__}", b"")])
-        if decoded.rejects:  # the message is dead-lettered whole (the chaos harness's rule;
-            # per-event salvage, ``Reject.index``, waits until its accounting follows)
-            out.dead.append(dead_letter(record, decoded.rejects[0].reason))
-            self.telemetry.dlq.labels(topic).inc()
-            self.stages.stop("decode", started)
-            return []
-        events = decoded.events
-        if events:
-            keys = [str(event.customer_id).encode() for event in events]  # once per event
-            first_kept = not decoded.rejects or decoded.rejects[0].index != 0
-            reason = self._routing_error(record.key, keys, first_kept)
+        if decoded.rejects:  # dead-lettered whole, as the bad-input harness counts them
+            reason = decoded.rejects[0].reason
+        else:
+            keys = [str(event.customer_id).encode() for event in decoded.events]
+            reason = self._routing_error(record.key, keys)
             if reason is None:
                 origin = self._origin
                 for key in keys:
                     origin[key] = record.event
                 self.stages.stop("decode", started)
-                return list(zip(keys, events, strict=True))
-            out.dead.append(dead_letter(record, reason))
-            self.telemetry.dlq.labels(topic).inc()
+                return list(zip(keys, decoded.events, strict=True))
         self.stages.stop("decode", started)
+        out.dead.append(dead_letter(record, reason))
+        self.telemetry.dlq.labels(topic).inc()
         return []
 
-    def _routing_error(self, key: bytes | None, cards: list[bytes],
-                       first_kept: bool = True) -> str | None:
-        """Why these cards cannot be processed under this record's key, or None.
-
-        ``first_kept``: the envelope's first event is among ``cards`` (not set aside as
-        malformed), so it must be the key's card."""
-        if first_kept and cards[0] != key:
+    def _routing_error(self, key: bytes | None, cards: list[bytes]) -> str | None:
+        if cards[0] != key:
             return f"key {key!r:.40} is not the card id {cards[0].decode()}"
-        if key is None:
-            return "no key"
-        if len(cards) > 1 or not first_kept:
+        if len(cards) > 1:
             home = self._partition(key)
-            for card in cards[1:] if first_kept else cards:
+            for card in cards[1:]:
                 if card != key and self._partition(card) != home:
                     return (f"card {card.decode()} of the envelope keyed {key!r:.40} "
                             f"belongs to another partition")
