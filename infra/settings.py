@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -47,6 +47,20 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     ssl_check_hostname: bool = True
+    session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    """``session.timeout.ms`` of the workers' consumer group: how long a worker that stopped
+    answering keeps its partitions. Faust's default is 60 s, which is what a crashed worker's
+    partitions used to wait; 10 s is the issue's resume target. Brokers refuse values below
+    their ``group.min.session.timeout.ms`` (6 s by default). Too short and a stall of the
+    worker's event loop (a long batch, a snapshot, a GC pause) reads as a death and rebalances
+    the group: the worker's ``fraudstream_event_loop_stall_seconds`` shows the margin."""
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    """``heartbeat.interval.ms``: Kafka's default; under a third of the session timeout."""
+    group_instance_id: str | None = None
+    """``group.instance.id`` (static membership, KIP-345). Unset: ``APP_ID-WORKER_ID`` when
+    ``FRAUDSTREAM_STATIC_MEMBERSHIP`` is on (the default), so that a worker restarted with the
+    same ``--worker-id`` takes its partitions back at once instead of waiting for its old
+    session to expire."""
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -64,6 +78,14 @@ class KafkaSettings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> KafkaSettings:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise ValueError(
+                f"KAFKA_HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be at most a "
+                f"third of KAFKA_SESSION_TIMEOUT_MS ({self.session_timeout_ms})")
+        return self
 
     @property
     def servers(self) -> list[str]:
@@ -137,6 +159,8 @@ class KafkaSettings(BaseSettings):
         self._check_sasl()
         kwargs: dict[str, Any] = {
             "broker": ";".join(f"kafka://{s}" for s in self.servers),
+            "broker_session_timeout": self.session_timeout_ms / 1000.0,
+            "broker_heartbeat_interval": self.heartbeat_interval_ms / 1000.0,
         }
         if self.uses_sasl:
             kwargs["broker_credentials"] = faust.SASLCredentials(
@@ -239,6 +263,11 @@ class Settings(BaseSettings):
     """... on the labels of the transactions of the last this many days (unset: all of them;
     memory grows with the traffic then)."""
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
+    static_membership: bool = True
+    """Workers join their consumer group as static members (``KAFKA_GROUP_INSTANCE_ID``, by
+    default ``APP_ID-WORKER_ID``): a worker killed and restarted with the same id resumes
+    without a rebalance; a gracefully stopped one leaves the group so its partitions move at
+    once. Off: dynamic members, as before (a restart waits for the session timeout)."""
     learning: Literal["local", "shared", "off", "trainer"] = "local"
     """Who learns the labels: ``local``, each worker those of its own partitions; ``shared``,
     each worker every label, its peers' read from the ``learned-examples`` topic
@@ -253,6 +282,12 @@ class Settings(BaseSettings):
         if self.consumer_buffer is not None:
             return self.consumer_buffer
         return 16 if self.processing_mode == "envelope" else 1024
+
+    def group_instance_id(self, worker_id: str) -> str | None:
+        """This worker's ``group.instance.id``, or None for a dynamic member."""
+        if not self.static_membership:
+            return None
+        return self.kafka.group_instance_id or f"{self.app_id}-{worker_id}"
 
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         """A copy pointing at another broker (tests and the demo use throwaway brokers)."""
@@ -269,19 +304,14 @@ def child_env(settings: Settings, **extra: str) -> dict[str, str]:
     import os
 
     env = dict(os.environ)
-    k = settings.kafka
-    env["KAFKA_BOOTSTRAP_SERVERS"] = k.bootstrap_servers
-    env["KAFKA_SECURITY_PROTOCOL"] = k.security_protocol
-    for name, value in (
-        ("KAFKA_SASL_MECHANISM", k.sasl_mechanism),
-        ("KAFKA_SASL_USERNAME", k.sasl_username),
-        ("KAFKA_SASL_PASSWORD", k.sasl_password.get_secret_value() if k.sasl_password else None),
-        ("KAFKA_SSL_CAFILE", str(k.ssl_cafile) if k.ssl_cafile else None),
-    ):
+    for name in KafkaSettings.model_fields:
+        value = getattr(settings.kafka, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is None:
-            env.pop(name, None)
+            env.pop(f"KAFKA_{name.upper()}", None)
         else:
-            env[name] = value
+            env[f"KAFKA_{name.upper()}"] = str(value)
     for name in TopicSettings.model_fields:
         env[f"FRAUDSTREAM_TOPIC_{name.upper()}"] = str(getattr(settings.topics, name))
     for name in Settings.model_fields:

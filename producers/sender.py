@@ -38,6 +38,7 @@ from fraudstream.errors import FraudstreamError
 from producers.envelope import Packer
 from producers.events import LABEL, TRANSACTION, finish, label_prefix, transaction_prefix
 from producers.pacing import Pacer
+from producers.partitioning import murmur2_partition
 from producers.timeline import TX
 
 MAX_ENVELOPE = 2_000  # ~450 KB of JSON: stays under the broker's default 1 MB message limit
@@ -66,13 +67,6 @@ def producer_config(compression: str = "none") -> dict[str, Any]:
         "metrics_enabled": False,
         "client_id": "fraudstream-producer",
     }
-
-
-def murmur2_partition(key: bytes, n_partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java and kafka-python) gives ``key``."""
-    from kafka.partitioner.default import murmur2
-
-    return (murmur2(key) & 0x7FFFFFFF) % n_partitions
 
 
 @dataclass

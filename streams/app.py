@@ -18,6 +18,7 @@ import weakref
 from pathlib import Path
 from time import thread_time_ns
 from typing import Any
+from urllib.parse import quote
 
 import faust
 from faust.streams import _current_event
@@ -28,6 +29,7 @@ from models.features import FEATURE_NAMES
 from models.registry import Registry
 from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
+from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 2.0
 TERMINAL_FLUSH_EVERY_S = 0.2
 ALIGN_EVERY_S = 0.2
+LOOP_PROBE_S = 0.25  # how often the event loop's responsiveness is sampled
 ENVELOPE_WITHIN_S = 0.005
 """How long an envelope-mode batch waits for ``envelope_batch`` envelopes: in a backlog they
 are already buffered; live, an envelope waits at most this long for others."""
@@ -75,6 +78,7 @@ class FraudApp:
         t = settings.topics
         data_dir = Path(settings.state_dir).resolve() / f"{settings.app_id}-{worker_id}"
         data_dir.mkdir(parents=True, exist_ok=True)  # two workers on a host: separate stores
+        instance_id = settings.group_instance_id(worker_id)
         self.app = faust.App(
             settings.app_id,
             **settings.kafka.faust_kwargs(),
@@ -85,6 +89,14 @@ class FraudApp:
             topic_replication_factor=1,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
+            consumer_group_instance_id=instance_id,
+            # Faust puts this URL in the group's assignment and asserts, when an assignment
+            # comes back, that it is still its own. A static member restarted gets the
+            # assignment its previous incarnation was given, so the URL must not change with
+            # the web port (the coordinator thread died on that assert and the worker hung).
+            # Nothing here routes requests by it (no table routing between workers).
+            **({"canonical_url": f"http://127.0.0.1/workers/{quote(instance_id)}"}
+               if instance_id else {}),
             web_enabled=settings.web_port > 0,
             web_port=settings.web_port or 6066,
             web_bind="127.0.0.1",
@@ -148,7 +160,7 @@ class FraudApp:
         # a batch is answered with one score message per partition (``score_messages``)
         self.processor.pack_scores = settings.processing_mode in ("envelope", "microbatch")
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
-                       on_rewound=self._load_published)
+                       on_rewound=self._before_reread)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
@@ -301,8 +313,13 @@ class FraudApp:
                 continue  # transactions are still to be read: their event time decides
             await self._send(processor.release_idle(tp.partition), self.labels_dlq)
 
+    async def _before_reread(self, starts: dict[Any, int]) -> None:
+        """Before re-reading, learn which of those messages already have a score or a dead
+        letter out (read together: both are on the path to the first score)."""
+        await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
+
     async def _load_published(self, starts: dict[Any, int]) -> None:
-        """Before re-reading, learn which of those transactions already have a score out."""
+        """Which re-read transactions already have a score out (``streams.published``)."""
         t = self.settings.topics
         tx_starts = {tp: offset for tp, offset in starts.items() if tp.topic == t.transactions}
         self.processor.keep_published({}, {})
@@ -319,6 +336,23 @@ class FraudApp:
         self.processor.keep_published(read_back.scores, read_back.source_ends)
         log.info("%d published scores read back for %d re-read partition(s) in %.1f s",
                  len(read_back.scores), len(tx_starts), time.monotonic() - began)
+
+    async def _load_dead_letters(self, starts: dict[Any, int]) -> None:
+        """Which re-read messages already have a dead letter out (``streams.dead_letters``)."""
+        t = self.settings.topics
+        self.processor.dead_lettered = set()
+        try:
+            sources = await read_dead_letters(self.settings.kafka.aiokafka_kwargs(),
+                                              (t.transactions_dlq, t.labels_dlq), starts)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # degrade to dead-lettering again, never stop the worker
+            log.warning("could not read back dead letters (%s); re-read malformed messages "
+                        "will be dead-lettered again", exc)
+            return
+        self.processor.dead_lettered = sources
+        if sources:
+            log.info("%d dead letters read back: not sent again on re-read", len(sources))
 
     def _snapshot(self) -> None:
         auc, ap = self.telemetry.rolling_quality()
@@ -431,6 +465,16 @@ class FraudApp:
             async def follow_model_snapshots() -> None:
                 await self._follow_snapshots()
 
+        @app.task
+        async def watch_event_loop() -> None:
+            # A stall of the loop delays the consumer's heartbeats as much: against the
+            # session timeout, this is the margin before the group takes the worker for dead.
+            loop = asyncio.get_running_loop()
+            while True:
+                started = loop.time()
+                await asyncio.sleep(LOOP_PROBE_S)
+                self.telemetry.observe_loop_stall(loop.time() - started - LOOP_PROBE_S)
+
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
@@ -443,6 +487,7 @@ class FraudApp:
             # the held-label index is rebuilt from the cards of these partitions
             assigned = args[0] if args else kwargs.get("assigned", set())
             mine = {tp.partition for tp in assigned if tp.topic == t.transactions}
+            self.telemetry.assignments.inc()
             self.processor.invalidate(mine)
             self.processor.clock.reading = set(mine)  # until the first alignment tick
             if mine:  # the daily alert budget is shared by the partitions' owners

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 from models.explain import FeatureMean, reasons
 from models.features import customer_features, customer_window_features, time_features
 from producers.events import Label, Transaction
-from producers.sender import murmur2_partition
+from producers.partitioning import murmur2_partition
 from producers.wire import Decoded, Reject, split_labels, split_transactions
 from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState
+from streams.dead_letters import Source
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
@@ -133,6 +134,9 @@ class Processor:
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
+        self.dead_lettered: set[Source] = set()
+        """Sources of messages about to be re-read that already have a dead letter
+        (``streams.dead_letters``): not dead-lettered again."""
         self.clock = LabelClock()
         """Event time per partition and the labels held until it (``streams.label_clock``)."""
         self.hold_max = hold_max
@@ -227,6 +231,9 @@ class Processor:
                 self.stages.stop("decode", started)
                 return list(zip(keys, decoded.events, strict=True))
         self.stages.stop("decode", started)
+        if (record.topic, record.partition, record.offset) in self.dead_lettered:
+            self.telemetry.dlq_repeats.labels(topic).inc()  # re-read: its letter is out
+            return []
         out.dead.append(dead_letter(record, reason))
         self.telemetry.dlq.labels(topic).inc()
         return []

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from producers.sender import murmur2_partition
+from producers.partitioning import murmur2_partition
 from streams.score_messages import decode_scores
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ async def read_published(
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
     await consumer.start()
     try:
-        first_ms, source_ends = await _first_timestamp(consumer, starts, deadline)
+        first_ms, source_ends = await first_timestamp(consumer, starts, deadline)
         if first_ms is None:  # nothing to re-read: nothing can have been scored
             return ReadBack(published, source_ends)
         # The scores topic is declared with the sources' partition count (``infra.topics``).
@@ -122,7 +122,7 @@ def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) 
         pass
 
 
-async def _first_timestamp(
+async def first_timestamp(
     consumer: Any, starts: Mapping[Any, int], deadline: float
 ) -> tuple[int | None, dict[tuple[str, int], int]]:
     """Record timestamp (ms) of the earliest message at the given source offsets, and each

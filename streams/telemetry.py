@@ -10,14 +10,15 @@ at fraud-like score distributions.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sklearn.metrics import average_precision_score, roc_auc_score  # at start, not mid-stream
 
+STALL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -64,6 +65,9 @@ class Telemetry:
                                 registry=r)
         self.dlq = Counter("fraudstream_dlq", "Events sent to a dead-letter topic", ["topic"],
                            registry=r)
+        self.dlq_repeats = Counter("fraudstream_dlq_repeats",
+                                   "Re-read malformed messages not dead-lettered again: their "
+                                   "dead letter was already out", ["topic"], registry=r)
         self.alerts = Counter("fraudstream_alerts", "Alerts raised", registry=r)
         self.card_writes = Counter("fraudstream_card_writes",
                                    "Card states written (store and changelog), once per card "
@@ -84,11 +88,32 @@ class Telemetry:
                                "Last heartbeat of this worker", registry=r)
         self.workers_alive = Gauge("fraudstream_workers_alive",
                                    "Workers with a heartbeat in the last 10 s", registry=r)
+        self.loop_stall = Histogram("fraudstream_event_loop_stall_seconds",
+                                    "How late the event loop woke a 0.25 s sleep: heartbeats "
+                                    "to the consumer group are late by as much",
+                                    buckets=STALL_BUCKETS, registry=r)
+        self.loop_stall_max = Gauge("fraudstream_event_loop_stall_max_seconds",
+                                    "Longest event-loop stall since the worker started",
+                                    registry=r)
+        self.assignments = Counter("fraudstream_partition_assignments",
+                                   "Partition assignments received: one at start, one more "
+                                   "per rebalance", registry=r)
         self._labelled: deque[tuple[float, int]] = deque(maxlen=rolling_window)
         self._latencies: deque[float] = deque(maxlen=20_000)
         self.series: deque[dict[str, Any]] = deque(maxlen=history)
         self._last_sample: tuple[float, float, float, float] | None = None
         self.peers: dict[str, dict[str, Any]] = {}
+        self._metrics: tuple[Any, Any] | None = None
+        threading.Thread(target=self._load_metrics, name="load-sklearn-metrics",
+                         daemon=True).start()
+
+    def _load_metrics(self) -> None:
+        """scikit-learn's metrics take about 2 s to import (scipy.stats): on the worker's main
+        thread that is 2 s more before a restarted worker scores again, and mid-stream a 2 s
+        stall of the event loop. A thread loads them; until then the rolling AUC/AP is NaN."""
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        self._metrics = (roc_auc_score, average_precision_score)
 
     def observe_latency(self, seconds: float) -> None:
         self.latency.observe(seconds)
@@ -116,17 +141,24 @@ class Telemetry:
                 bucket.inc(count)
         hist._sum.inc(float(values.sum()))
 
+    def observe_loop_stall(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self.loop_stall.observe(seconds)
+        if seconds > self.loop_stall_max._value.get():
+            self.loop_stall_max.set(seconds)
+
     def observe_label(self, score: float, fraud: int) -> None:
         self._labelled.append((score, fraud))
 
     def rolling_quality(self) -> tuple[float, float]:
-        if len(self._labelled) < 50:
+        if len(self._labelled) < 50 or self._metrics is None:
             return math.nan, math.nan
         arr = np.array(self._labelled)
         y = arr[:, 1].astype(int)
         if y.min() == y.max():
             return math.nan, math.nan
-        return float(roc_auc_score(y, arr[:, 0])), float(average_precision_score(y, arr[:, 0]))
+        auc, ap = self._metrics
+        return float(auc(y, arr[:, 0])), float(ap(y, arr[:, 0]))
 
     def sample(self, lag_total: float) -> dict[str, Any]:
         """One point of the dashboard's history (called about once per second)."""

@@ -38,6 +38,8 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
             "rescored": t.rescored._value.get(),
             "card_writes": t.card_writes._value.get(),
             "alert_threshold": t.alert_threshold._value.get(),
+            "partition_assignments": t.assignments._value.get(),
+            "event_loop_stall_max_s": t.loop_stall_max._value.get(),
         },
         "stage_seconds": fraud.processor.stages.seconds(),
     }

@@ -16,13 +16,33 @@ def run_worker(settings: Settings, worker_id: str, loglevel: str = "WARNING") ->
 
     from streams.app import create_app
 
+    class _Worker(Worker):
+        """Faust's worker, remembering whether a signal stopped it (see streams.membership)."""
+
+        stopped_by_signal = False
+
+        def _on_sigint(self) -> None:
+            self.stopped_by_signal = True
+            super()._on_sigint()
+
+        def _on_sigterm(self) -> None:
+            self.stopped_by_signal = True
+            super()._on_sigterm()
+
     fraud = create_app(settings, worker_id)
     logging.getLogger("faust").setLevel(loglevel)
-    worker = Worker(fraud.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    instance_id = settings.group_instance_id(worker_id)
+    worker = _Worker(fraud.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Faust's start-up spinner, at WARNING and above, sets the root logger to DEBUG and adds a
     # handler for it, forever: every debug call of aiokafka and Faust (one per message sent)
     # then builds a log record (7% of a py-spy profile of a draining worker; a drain A/B did
     # not show a throughput change beyond this machine's +-10% noise). The level asked for is
     # the level the worker logs at.
     worker.spinner = None
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if instance_id is not None and worker.stopped_by_signal:
+            from streams.membership import leave_group
+
+            leave_group(settings, instance_id)

@@ -14,7 +14,40 @@ def test_defaults_are_plaintext_localhost(monkeypatch: pytest.MonkeyPatch) -> No
         "bootstrap_servers": ["127.0.0.1:9092"],
         "security_protocol": "PLAINTEXT",
     }
-    assert kafka.faust_kwargs() == {"broker": "kafka://127.0.0.1:9092"}
+    assert kafka.faust_kwargs() == {"broker": "kafka://127.0.0.1:9092",
+                                    "broker_session_timeout": 10.0,
+                                    "broker_heartbeat_interval": 3.0}
+
+
+def test_static_membership_gives_each_worker_a_stable_instance_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_GROUP_INSTANCE_ID", raising=False)
+    monkeypatch.delenv("FRAUDSTREAM_STATIC_MEMBERSHIP", raising=False)
+    settings = Settings(app_id="fs")
+    assert settings.group_instance_id("w1") == "fs-w1"
+    assert settings.model_copy(update={"static_membership": False}).group_instance_id("w1") is None
+    monkeypatch.setenv("KAFKA_GROUP_INSTANCE_ID", "rack2-slot1")
+    assert Settings(app_id="fs").group_instance_id("w1") == "rack2-slot1"
+
+
+def test_session_timeout_from_kafka_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_SESSION_TIMEOUT_MS", "30000")
+    monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "5000")
+    kwargs = KafkaSettings().faust_kwargs()
+    assert (kwargs["broker_session_timeout"], kwargs["broker_heartbeat_interval"]) == (30.0, 5.0)
+    monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "15000")
+    with pytest.raises(ValidationError, match="a third of KAFKA_SESSION_TIMEOUT_MS"):
+        KafkaSettings()
+
+
+def test_child_env_carries_every_kafka_setting() -> None:
+    from infra.settings import child_env
+
+    kafka = KafkaSettings(session_timeout_ms=12_000, group_instance_id="x-1")
+    env = child_env(Settings(kafka=kafka))
+    assert env["KAFKA_SESSION_TIMEOUT_MS"] == "12000"
+    assert env["KAFKA_GROUP_INSTANCE_ID"] == "x-1"
 
 
 def test_env_parsing_of_several_servers(monkeypatch: pytest.MonkeyPatch) -> None:

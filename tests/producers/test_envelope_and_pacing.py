@@ -12,7 +12,8 @@ from fraudstream.errors import FraudstreamError
 from producers.envelope import Packer
 from producers.events import decode_transactions, transaction_prefix
 from producers.pacing import Pacer
-from producers.sender import Sender, murmur2_partition
+from producers.partitioning import murmur2_partition
+from producers.sender import Sender
 from producers.simulator import Simulator
 from producers.timeline import limit_blocks, timeline
 from producers.world import WorldConfig

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producers import events as ev
-from producers.sender import Sender, murmur2_partition
+from producers.partitioning import murmur2_partition
+from producers.sender import Sender
 from producers.simulator import Simulator
 from producers.timeline import limit_blocks, timeline
 from producers.validation import schema_errors, validator

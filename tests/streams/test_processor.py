@@ -181,7 +181,7 @@ def test_alert_carries_its_policy_threshold_and_three_reasons(proc: Processor) -
 def test_a_batch_is_answered_with_one_score_envelope_per_partition(proc: Processor) -> None:
     """Envelope mode: the scores of a batch leave as one message per partition, keyed by
     the card of its first score, and every reader decodes them as separate scores."""
-    from producers.sender import murmur2_partition
+    from producers.partitioning import murmur2_partition
     from streams.score_messages import decode_scores
 
     proc.pack_scores = True

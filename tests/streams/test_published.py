@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from producers.sender import murmur2_partition
+from producers.partitioning import murmur2_partition
 from streams.published import read_published
 
 

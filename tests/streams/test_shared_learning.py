@@ -20,7 +20,7 @@ from models.evaluate import prepare, replay_online
 from models.features import FEATURE_NAMES
 from models.registry import Registry
 from producers.events import Label, Transaction, encode_label, encode_transaction
-from producers.sender import murmur2_partition
+from producers.partitioning import murmur2_partition
 from producers.simulator import Simulator
 from producers.world import WorldConfig
 from streams.model_runtime import ModelRuntime
