@@ -201,7 +201,7 @@ def run_sasl_check(cache_dir: Path, work_dir: Path, n_tx: int = 5_000) -> Any:
     from infra.kafka_dist import fetch_kafka
     from infra.settings import Settings
     from infra.topics import ensure_topics
-    from streams.chaos import Report, scenario_settings, valid_tx_ids
+    from reliability.chaos import Report, scenario_settings, valid_tx_ids
     from streams.harness import WorkerProcess, collect_scores, produce
 
     report = Report("authenticated Kafka (SASL_SSL, SCRAM-SHA-512)")

@@ -1,6 +1,6 @@
 """Worker crash: SIGKILL at five seeded moments, restart on the same state.
 
-``streams.chaos.run_worker_crash`` does the run once for this module (20,000 transactions
+``reliability.chaos.run_worker_crash`` does the run once for this module (20,000 transactions
 here, 200,000 in ``fraudstream chaos``) and checks, from what is in Kafka and in an
 append-only audit of every model update the incarnations made:
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import pytest
 
 from infra.settings import Settings
-from streams.chaos import Report, run_worker_crash
+from reliability.chaos import Report, run_worker_crash
 
 pytestmark = pytest.mark.integration
 

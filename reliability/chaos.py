@@ -612,7 +612,7 @@ class AuditedWorker(WorkerProcess):
         env = child_env(self.settings, OMP_NUM_THREADS="1", FRAUDSTREAM_AUDIT=str(self.audit_path),
                         **self.extra_env)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from streams.chaos import audited_worker; audited_worker()",
+            [sys.executable, "-c", "from reliability.chaos import audited_worker; audited_worker()",
              self.worker_id],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
