@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> str:
     from benchmarks.producer_bench import _broker
     from infra.settings import Settings
     from infra.topics import ensure_topics
-    from streams.harness import WorkerProcess
+    from streams.demo_processes import WorkerProcess
 
     work = Path(tempfile.mkdtemp(prefix="fraudstream-profile-"))
     with _broker(args.bootstrap) as bootstrap:

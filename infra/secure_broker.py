@@ -202,7 +202,8 @@ def run_sasl_check(cache_dir: Path, work_dir: Path, n_tx: int = 5_000) -> Any:
     from infra.settings import Settings
     from infra.topics import ensure_topics
     from reliability.chaos import Report, scenario_settings, valid_tx_ids
-    from streams.harness import WorkerProcess, collect_scores, produce
+    from reliability.harness import collect_scores, produce
+    from streams.demo_processes import WorkerProcess
 
     report = Report("authenticated Kafka (SASL_SSL, SCRAM-SHA-512)")
     started = time.monotonic()

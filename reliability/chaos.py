@@ -40,7 +40,8 @@ import typer
 
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
-from streams.harness import FRAUDSTREAM, WorkerProcess, collect_scores, read_topic
+from reliability.harness import collect_scores
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
 from streams.processor import MAX_DLQ_ORIGINAL
 from streams.score_messages import decode_scores
 

@@ -17,7 +17,7 @@ import pytest
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from models.registry import Registry
-from streams.harness import WorkerProcess
+from streams.demo_processes import WorkerProcess
 from streams.model_runtime import ModelRuntime
 from streams.processor import Processor, Record
 from streams.telemetry import Telemetry

@@ -18,7 +18,7 @@ from infra.topics import ensure_topics
 from models.catalog import make_model
 from models.features import FEATURE_NAMES
 from models.registry import MAGIC, Registry, RegistryError
-from streams.harness import WorkerProcess
+from streams.demo_processes import WorkerProcess
 from streams.model_runtime import ModelRuntime
 
 KEY = "integrity-test-key"
