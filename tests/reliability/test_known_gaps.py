@@ -1,5 +1,5 @@
 """Inputs the worker once did not survive, found by the bad-input generator of
-``reliability.chaos``: each test says what must happen (dead-lettered with a bounded reason, the
+``reliability.bad_input_corpus``: each test says what must happen (dead-lettered with a bounded reason, the
 stream goes on). Fixed by bounds on ids and amounts, robust decoding, key checks for every
 event of an envelope, truncated DLQ records and a lag gauge summed over partitions.
 """
