@@ -9,11 +9,9 @@ competes with (or pollutes) a broker someone else is using.
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -25,18 +23,6 @@ def _command_line() -> str:
     """The ``fraudstream bench ...`` command as typed, for a report's first line."""
     return "fraudstream bench " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 \
         else "fraudstream bench"
-
-
-@contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap:
-        yield bootstrap
-        return
-    from infra.broker import managed_broker
-
-    typer.echo("starting a throwaway Kafka broker for the benchmark ...", err=True)
-    with managed_broker() as broker:
-        yield broker.bootstrap
 
 
 def bench(
@@ -56,6 +42,7 @@ def bench(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from benchmarks.producer_bench import broker_or_throwaway
     from benchmarks.suite import run_bench
     from infra.settings import get_settings
 
@@ -63,7 +50,9 @@ def bench(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out_dir = out or Path("reports/bench-quick" if quick else "reports/bench")
     command = _command_line()
-    with _broker(bootstrap) as servers:
+    if not bootstrap:
+        typer.echo("starting a throwaway Kafka broker for the benchmark ...", err=True)
+    with broker_or_throwaway(bootstrap) as servers:
         settings = get_settings().with_bootstrap(servers)
         path, problems = run_bench(settings, out_dir, quick, command.strip(),
                                    log=lambda msg: typer.echo(msg, err=True),

@@ -54,11 +54,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import tempfile
 
     from benchmarks.pipeline import Bench, RunSpec, run_drain
-    from benchmarks.producer_bench import _broker
+    from benchmarks.producer_bench import broker_or_throwaway
     from infra.settings import Settings
 
     results = []
-    with _broker(args.bootstrap) as bootstrap:
+    with broker_or_throwaway(args.bootstrap) as bootstrap:
         bench = Bench(Settings().with_bootstrap(bootstrap), Path(tempfile.mkdtemp(
             prefix="fraudstream-drain-")))
         backlogs = args.backlogs if args.bootstrap else bench.work / "backlogs.json"

@@ -177,7 +177,7 @@ def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
     score of each transaction as read from ``scores``."""
     from infra.settings import child_env
     from infra.topics import ensure_worker_topics
-    from streams.harness import FRAUDSTREAM, WorkerProcess
+    from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 
     ensure_worker_topics(settings)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from benchmarks.procstat import cpu_seconds, peak_rss_bytes
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_worker_topics
-from streams.harness import FRAUDSTREAM, WorkerProcess
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 from streams.score_messages import decode_scores
 
 STARTUP_ALLOWANCE_S = 180.0  # workers' start and group join on a loaded 2-core machine

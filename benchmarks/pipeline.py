@@ -32,7 +32,8 @@ from benchmarks.procstat import peak_rss_bytes
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_worker_topics
-from streams.harness import FRAUDSTREAM, WorkerProcess, produce, read_topic
+from reliability.harness import produce
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
 from streams.score_messages import decode_scores
 
 PER_RUN_TOPICS = ("scores", "alerts", "transactions_dlq", "labels_dlq", "terminal_events",

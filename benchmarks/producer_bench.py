@@ -81,7 +81,9 @@ def bench_producer(bootstrap: str, n_tx: int, envelope: int) -> dict[str, float]
 
 
 @contextlib.contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
+def broker_or_throwaway(bootstrap: str | None) -> Iterator[str]:
+    """``bootstrap`` when given, else a throwaway broker (``infra.broker.managed_broker``)
+    started for the run and stopped at the end: the one every benchmark command uses."""
     if bootstrap:
         yield bootstrap
         return
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     results: dict[str, float] = bench_simulator()
     if not args.skip_producer:
-        with _broker(args.bootstrap) as bootstrap:
+        with broker_or_throwaway(args.bootstrap) as bootstrap:
             results.update(bench_producer(bootstrap, args.tx, 1))
             results.update(bench_producer(bootstrap, args.envelope_tx, 100))
     if args.json:

@@ -93,13 +93,13 @@ def main(argv: list[str] | None = None) -> str:
         parser.exit(2, "profile_worker: py-spy is not installed (pip install py-spy)\n")
 
     from benchmarks.pipeline import Bench, World, make_backlog
-    from benchmarks.producer_bench import _broker
+    from benchmarks.producer_bench import broker_or_throwaway
     from infra.settings import Settings
     from infra.topics import ensure_topics
-    from streams.harness import WorkerProcess
+    from streams.demo_processes import WorkerProcess
 
     work = Path(tempfile.mkdtemp(prefix="fraudstream-profile-"))
-    with _broker(args.bootstrap) as bootstrap:
+    with broker_or_throwaway(args.bootstrap) as bootstrap:
         bench = Bench(Settings().with_bootstrap(bootstrap), work)
         backlog = make_backlog(bench, "profile", World(2000, 4000, 60), args.tx, args.envelope)
         mode = "event" if args.envelope == 1 else "envelope"

@@ -32,7 +32,7 @@ def _mount() -> None:
 
     register_infra(app)
     for module_name in (
-        "producers.cli", "models.cli", "streams.cli", "streams.chaos", "benchmarks.cli",
+        "producers.cli", "models.cli", "streams.cli", "reliability.chaos", "benchmarks.cli",
     ):
         try:
             module = __import__(module_name, fromlist=["register"])

@@ -13,7 +13,7 @@ then taken apart event by event (each event's exact original bytes come from msg
 ``Raw``): its good events go on, and each bad one comes back alone with its index, reason and
 bytes, so one malformed event could cost a dead letter, not the rest of its envelope. The
 worker does not use that split yet: it dead-letters a message with any reject whole, because
-the bad-input harness (``streams.chaos``) counts one intact dead letter per malformed message.
+the bad-input harness (``reliability.bad_input``) counts one intact dead letter per malformed message.
 
 >>> from producers.events import encode_transaction, Transaction
 >>> good = encode_transaction(Transaction(1, 10.0, 7, 3, 12.5, 11.0))

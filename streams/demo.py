@@ -34,8 +34,8 @@ from fraudstream.errors import FraudstreamError
 from infra.settings import Settings, TopicSettings, child_env
 from infra.topics import ensure_topics
 from models.registry import Registry
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
 from streams.demo_quality import AP_TARGET, alert_totals, alerts_by_day, parity
-from streams.harness import FRAUDSTREAM, WorkerProcess, read_topic
 from streams.report import alerts_markdown, exact_quality, parity_markdown, write_report
 from streams.score_messages import decode_scores
 from streams.warmup import Bootstrap, DemoPlan, offline_scores, train_snapshot

@@ -1,6 +1,6 @@
 """Backpressure: a producer three times faster than the worker, then the lag drains.
 
-``streams.chaos.run_backpressure`` first measures what this worker scores flat out (a backlog
+``reliability.backpressure.run_backpressure`` first measures what this worker scores flat out (a backlog
 of 6,000 transactions with their labels, timed from its own counter), then produces at three
 times that rate for 15 s here (60 s in ``fraudstream chaos``), sampling
 ``fraudstream_consumer_lag`` in /metrics and the ``lag`` series of /api/stats (what the
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
-from streams.chaos import run_backpressure
+from reliability.backpressure import run_backpressure
 
 pytestmark = pytest.mark.integration
 

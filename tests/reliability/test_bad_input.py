@@ -4,7 +4,7 @@ Three layers, cheapest first:
 
 * a hypothesis property on the processor alone (shrinks to the smallest failing event);
 * the same generated events, ~1,000 of them mixed with ~1,000 valid ones, through a real
-  worker process on the real broker (``streams.chaos.run_bad_input``; 10,000 in
+  worker process on the real broker (``reliability.bad_input.run_bad_input``; 10,000 in
   ``fraudstream chaos``);
 * broken CSV/Parquet files given to ``fraudstream replay`` and ``fraudstream evaluate``.
 
@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from infra.settings import Settings
 from models.registry import Registry
-from streams.chaos import MAX_DEAD_LETTERABLE, Case, malformed_strategy, run_bad_input, valid_cases
+from reliability.bad_input import run_bad_input
+from reliability.bad_input_corpus import MAX_DEAD_LETTERABLE, Case, malformed_strategy, valid_cases
 from streams.model_runtime import ModelRuntime
 from streams.processor import Processor, Record
 from streams.telemetry import Telemetry

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
-from streams.chaos import run_broker_restart
+from reliability.broker_restart import run_broker_restart
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Inputs the worker once did not survive, found by the bad-input generator of
-``streams.chaos``: each test says what must happen (dead-lettered with a bounded reason, the
+``reliability.bad_input_corpus``: each test says what must happen (dead-lettered with a bounded reason, the
 stream goes on). Fixed by bounds on ids and amounts, robust decoding, key checks for every
 event of an envelope, truncated DLQ records and a lag gauge summed over partitions.
 """
@@ -17,7 +17,7 @@ import pytest
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from models.registry import Registry
-from streams.harness import WorkerProcess
+from streams.demo_processes import WorkerProcess
 from streams.model_runtime import ModelRuntime
 from streams.processor import Processor, Record
 from streams.telemetry import Telemetry

@@ -18,7 +18,7 @@ from infra.topics import ensure_topics
 from models.catalog import make_model
 from models.features import FEATURE_NAMES
 from models.registry import MAGIC, Registry, RegistryError
-from streams.harness import WorkerProcess
+from streams.demo_processes import WorkerProcess
 from streams.model_runtime import ModelRuntime
 
 KEY = "integrity-test-key"
@@ -132,7 +132,8 @@ def test_worker_starts_from_the_older_valid_snapshot_and_logs_the_refusal(
 
 
 def test_chaos_markdown_report_lists_every_figure() -> None:
-    from streams.chaos import Report, markdown_report
+    from reliability.chaos import markdown_report
+    from reliability.scenario import Report
 
     ok = Report("bad input", {"malformed sent": 10, "categories": "a|b"}, seconds=3.0)
     bad = Report("crash", {"lost": 2}, problems=["2 transactions lost"])
@@ -144,7 +145,7 @@ def test_chaos_markdown_report_lists_every_figure() -> None:
 
 
 def test_learning_audit_tells_a_relearn_after_a_kill_from_double_learning(tmp_path: Path) -> None:
-    from streams.chaos import read_audit
+    from reliability.learning_audit import read_audit
 
     audit = tmp_path / "audit"
     # incarnation 1 learns 1 and 2, snapshots v1 after the first, dies; incarnation 2 loads

@@ -1,6 +1,6 @@
 """Authenticated Kafka: SASL_SSL + SCRAM-SHA-512 on a locally generated CA.
 
-``infra.secure_broker.run_sasl_check`` starts its own broker (not the session one) with
+``reliability.sasl_check.run_sasl_check`` starts its own broker (not the session one) with
 ``LocalBroker(..., security=BrokerSecurity.create(...))``, then: a plaintext client, a TLS
 client without credentials, a wrong password and an unknown user are refused (the broker's
 log shows the failed SCRAM logins), the right credentials connect, and a producer and a worker
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.secure_broker import BrokerSecurity, generate_pki, run_sasl_check
+from infra.secure_broker import BrokerSecurity, generate_pki
 from infra.settings import Settings, child_env
+from reliability.sasl_check import run_sasl_check
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Worker crash: SIGKILL at five seeded moments, restart on the same state.
 
-``streams.chaos.run_worker_crash`` does the run once for this module (20,000 transactions
+``reliability.worker_crash.run_worker_crash`` does the run once for this module (20,000 transactions
 here, 200,000 in ``fraudstream chaos``) and checks, from what is in Kafka and in an
 append-only audit of every model update the incarnations made:
 
@@ -27,7 +27,8 @@ from __future__ import annotations
 import pytest
 
 from infra.settings import Settings
-from streams.chaos import Report, run_worker_crash
+from reliability.scenario import Report
+from reliability.worker_crash import run_worker_crash
 
 pytestmark = pytest.mark.integration
 

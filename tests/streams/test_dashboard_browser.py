@@ -12,7 +12,8 @@ import pytest
 
 from infra.settings import Settings
 from infra.topics import ensure_topics
-from streams.harness import WorkerProcess, produce
+from reliability.harness import produce
+from streams.demo_processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,8 @@ import pytest
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from producers.events import InvalidEvent, decode_transactions
-from streams.harness import WorkerProcess, collect_scores, produce, read_topic
+from reliability.harness import collect_scores, produce
+from streams.demo_processes import WorkerProcess, read_topic
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)

@@ -23,7 +23,8 @@ from models.online import make_online_model
 from models.registry import Registry
 from producers.events import Label, Transaction, encode_label, encode_transaction
 from producers.reader import read_transactions
-from streams.harness import WorkerProcess, collect_scores
+from reliability.harness import collect_scores
+from streams.demo_processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 

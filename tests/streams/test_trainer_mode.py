@@ -10,7 +10,8 @@ import pytest
 
 from infra.settings import Settings, child_env
 from infra.topics import ensure_topics
-from streams.harness import FRAUDSTREAM, WorkerProcess, produce
+from reliability.harness import produce
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ import pytest
 
 from infra.settings import Settings, child_env
 from infra.topics import ensure_topics
-from streams.harness import FRAUDSTREAM, WorkerProcess, collect_scores, read_topic
+from reliability.harness import collect_scores
+from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
 
 pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)

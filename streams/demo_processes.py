@@ -1,8 +1,11 @@
-"""Real worker and producer processes, driven from Python: for tests, benchmarks and the demo.
+"""The demo's process launcher: a real ``fraudstream worker`` subprocess, and a topic read back.
 
-Everything here starts the same commands a user runs (``fraudstream worker``,
-``fraudstream produce``) with the settings passed through the environment, and reads results
-back from Kafka, so what is measured or asserted is the deployed pipeline, not a stand-in.
+``fraudstream demo`` runs the pipeline as a user would: it starts the same command a user runs
+(``fraudstream worker``) with the settings passed through the environment, and reads what came
+out of Kafka. That is product code (the demo ships), so it stays in ``streams``. Tests,
+benchmarks and ``reliability`` reuse it, so what they measure or assert is that same deployed
+process, not a stand-in; what only they need (running a producer to completion, collecting
+every score) is in ``reliability.harness``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fraudstream.errors import FraudstreamError
 from infra.broker import free_port
 from infra.settings import Settings, child_env
-from streams.score_messages import decode_scores
 
 FRAUDSTREAM = [sys.executable, "-m", "fraudstream"]
 
@@ -105,33 +105,6 @@ class WorkerProcess:
             self.process.wait(timeout=10)
 
 
-def produce(settings: Settings, *args: str, timeout_s: float = 600.0) -> str:
-    """Run ``fraudstream produce ARGS`` against ``settings``; returns its output."""
-    done = subprocess.run(
-        [*FRAUDSTREAM, "produce", "--no-progress", *args], env=child_env(settings),
-        capture_output=True, text=True, timeout=timeout_s, check=False,
-    )
-    if done.returncode != 0:
-        raise FraudstreamError(f"produce failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-@dataclass
-class ScoreLog:
-    """What the scores topic holds: every score message, and per transaction how many."""
-
-    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
-    counts: Counter[int] = field(default_factory=Counter)
-
-    @property
-    def raw_messages(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def duplicates(self) -> int:
-        return self.raw_messages - len(self.counts)
-
-
 def read_topic(settings: Settings, topic: str, idle_s: float = 3.0,
                max_s: float = 300.0, until: int | None = None) -> Iterator[Any]:
     """All records of ``topic`` from the start, until ``until`` records or ``idle_s`` of quiet."""
@@ -161,19 +134,3 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 3.0,
                 return
     finally:
         consumer.close()
-
-
-def collect_scores(settings: Settings, expected: set[int], timeout_s: float = 300.0) -> ScoreLog:
-    """Read ``scores`` until every expected transaction has a score or the time is up."""
-    log = ScoreLog()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        log = ScoreLog()
-        for record in read_topic(settings, settings.topics.scores, idle_s=2.0):
-            for body in decode_scores(record.value):
-                log.counts[body["tx_id"]] += 1
-                log.bodies[body["tx_id"]] = body
-        if expected <= set(log.counts):
-            return log
-        time.sleep(2.0)
-    return log
