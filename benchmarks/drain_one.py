@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(f"{r['label']}{'' if args.no_labels else ', labels'}: {r['scored']:,} scored, "
                   f"{r['tx_per_s']:,.0f} tx/s, {r['cpu_s_per_mtx']:,.0f} CPU-us per tx "
                   f"[{stages}] card writes per tx {r.get('card_writes_per_tx', 0):.2f}, "
-                  f"peak RSS {r.get('peak_rss_mb', 0):.0f} MB", flush=True)
+                  f"peak RSS {r.get('peak_rss_mb', 0):.0f} MB, longest event-loop stall "
+                  f"{r.get('loop_stall_max_s', 0):.2f} s", flush=True)
             results.append({k: v for k, v in r.items() if not k.startswith("_")})
     return results
 

@@ -306,6 +306,8 @@ def run_drain(bench: Bench, spec: RunSpec) -> dict[str, Any]:
         "cpu_s_per_mtx": cpu / max(len(rows), 1) * 1e6,
         **stage_costs(counters0, counters1, cpu, len(rows)),
         "peak_rss_mb": max(rss, default=0) / 2**20,
+        # the worst event-loop stall of the run: the margin against the session timeout
+        "loop_stall_max_s": counters1.get("loop_stall_max_s", 0.0),
         "learning": spec.learning, "snapshot_every": settings.snapshot_every_labels,
         **model_freshness(settings, rows, spec.learning),
         "_rows": rows,
@@ -328,6 +330,8 @@ def _stage_counters(workers: list[WorkerProcess]) -> dict[str, float]:
             total[stage] = total.get(stage, 0.0) + float(seconds)
         total["card_writes"] = total.get("card_writes", 0.0) + float(
             stats["totals"].get("card_writes", 0))
+        total["loop_stall_max_s"] = max(total.get("loop_stall_max_s", 0.0), float(
+            stats["totals"].get("event_loop_stall_max_s", 0)))
     return total
 
 

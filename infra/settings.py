@@ -47,7 +47,7 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     ssl_check_hostname: bool = True
-    session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1000, le=90_000)
     """``session.timeout.ms`` of the workers' consumer group: how long a worker that stopped
     answering keeps its partitions. Faust's default is 60 s, which is what a crashed worker's
     partitions used to wait; 10 s is the issue's resume target. Brokers refuse values below

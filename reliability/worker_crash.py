@@ -21,7 +21,6 @@ from typing import Any
 from infra.settings import Settings
 from reliability.learning_audit import AuditedWorker, read_audit
 from reliability.scenario import (
-    FAST_FAILOVER_ENV,
     Report,
     collect_until_stalled,
     metric,
@@ -29,6 +28,7 @@ from reliability.scenario import (
     start_producer,
     stop_process,
     valid_tx_ids,
+    wait_first_score,
     world_args,
 )
 from streams.demo_processes import WorkerProcess, read_topic
@@ -97,8 +97,7 @@ def run_worker_crash(
         moments[i] = max(moments[i], moments[i - 1] + 8.0)
 
     def new_worker() -> AuditedWorker:
-        return AuditedWorker(settings, "w0", work_dir, extra_env=FAST_FAILOVER_ENV,
-                             audit_path=audit)
+        return AuditedWorker(settings, "w0", work_dir, audit_path=audit)
 
     worker = new_worker().start()
     producer = None
@@ -113,11 +112,16 @@ def run_worker_crash(
                 time.sleep(0.2)
             with contextlib.suppress(OSError, ValueError):
                 before = worker.stats()["totals"]
+            killed = time.monotonic()
             worker.kill()
-            kill_log.append({"at_s": round(time.monotonic() - t0, 1), **before})
+            kill_log.append({"at_s": round(killed - t0, 1), **before})
             time.sleep(restart_delay_s)
+            restarted = time.monotonic()
             worker = new_worker().start()
             worker.wait_ready(180)
+            if producer.poll() is None:  # else there may be nothing new left to score
+                resumed = wait_first_score(worker, restarted, timeout_s=60.0)
+                kill_log[-1]["resumed_s"] = None if resumed is None else round(resumed, 1)
         producer.wait(timeout=max(600.0, 4 * produce_s))
         report.check(producer.returncode == 0, f"producer exited {producer.returncode}")
         expected = valid_tx_ids(settings)
@@ -140,6 +144,8 @@ def run_worker_crash(
     report.figures.update({
         "transactions sent": len(expected),
         "kills at (s)": [k["at_s"] for k in kill_log],
+        # from the restart (kill + restart_delay_s) to the restarted worker's first new score
+        "scoring resumed after restart (s)": [k.get("resumed_s") for k in kill_log],
         "transactions lost": len(missing),
         "lost tx ids (first 10)": sorted(missing)[:10],
         "score messages (raw)": scores.raw_messages,

@@ -40,4 +40,6 @@ def leave_group(settings: Settings, instance_id: str) -> bool:
     errors = [err for err in result.values() if err is not NoError]
     if errors:
         log.warning("leaving group %s as %s: %s", settings.app_id, instance_id, errors)
+    else:
+        log.info("left group %s as %s: its partitions move now", settings.app_id, instance_id)
     return not errors
