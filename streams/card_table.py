@@ -15,10 +15,12 @@ Here a write goes to the store at once, as before, and its changelog message wai
 scores of the same batch. An event is acknowledged only after that, and Faust flushes the
 producer before it commits, so a committed offset always has its card state in the changelog.
 
-The messages go to Faust's producer directly, not through ``Topic.send``: that path wraps
+The messages go to the Kafka producer directly, not through ``Topic.send``: that path wraps
 every message in Faust's future, channel and callback objects (measured: 19% of an
-envelope-mode worker's time for the changelog alone); the store's persisted offset, which
-Faust's callback set per message, is set once per partition and batch.
+envelope-mode worker's time for the changelog alone). They go as one record batch per
+partition and publish (a per-message ``send`` was still 17% of an envelope-mode worker in a
+py-spy profile of 2026-12-01); the store's persisted offset, which Faust's callback set per
+message, is set once per partition and batch.
 
 The store writes wait for ``publish()`` too, and a RocksDB store gets them as one write batch
 per partition rather than one ``put`` each through Faust's store (measured: a put through
@@ -33,7 +35,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Iterator, MutableMapping
+from functools import partial
 from typing import Any
+
+BATCH_FROM = 8
+"""A partition's changelog messages of one publish go as a record batch from this many; fewer
+go one ``send`` each (a batch per message, in event mode, cost 1.2 ms of CPU per transaction
+against 0.2 ms: building and closing a batch is the fixed cost)."""
 
 
 class CardTable(MutableMapping[bytes, bytes]):
@@ -116,30 +124,72 @@ class CardTable(MutableMapping[bytes, bytes]):
             open_db(partition).write(batch)
 
     async def publish(self) -> None:
-        """Hand every queued changelog message to the producer, oldest first.
+        """Hand every queued changelog message to the producer, oldest first: a partition's
+        messages as record batches when there are ``BATCH_FROM`` or more (aiokafka's batch
+        API: a message costs one append to the batch instead of a future and an accumulator
+        call each), else one ``send`` each.
 
         Both agents write cards; the lock keeps one drain at a time, so two writes of one
-        card can never reach the producer in the wrong order.
+        card can never reach the producer in the wrong order (within a partition, a batch is
+        sent only after the previous one has left: aiokafka's ``send_batch``).
         """
         self.write()
         if not self.unsent:
             return
         table, unsent = self.table, self.unsent
-        producer = table.app.producer
+        # Faust's producer wraps an AIOKafkaProducer; the batch API is only on the latter.
+        kafka = table.app.producer._ensure_producer()
         topic = self._topic or table.changelog_topic.get_topic_name()
         self._topic = topic
-        last: dict[int, Any] = {}
+        last: dict[int, tuple[Any, int]] = {}
         async with self._publishing:
-            while unsent:
+            per_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+            while unsent:  # in write order within each partition
                 partition, key, value = unsent.popleft()
-                last[partition] = await producer.send(topic, key, value, partition, None, None)
-        for sent in last.values():  # the newest per partition: they complete in order
-            sent.add_done_callback(self._persisted)
+                per_partition.setdefault(partition, []).append((key, value))
+            for partition, records in per_partition.items():
+                if len(records) < BATCH_FROM:
+                    for key, value in records:
+                        sent = await kafka.send(topic, value, key=key, partition=partition)
+                    last[partition] = (sent, 1)
+                else:
+                    last[partition] = await self._send_batches(kafka, records, topic, partition)
+        for sent, count in last.values():  # the newest per partition: they complete in order
+            sent.add_done_callback(partial(self._persisted, count))
 
-    def _persisted(self, sent: Any) -> None:
+    @staticmethod
+    async def _send_batches(
+        kafka: Any, records: list[tuple[bytes, bytes]], topic: str, partition: int
+    ) -> tuple[Any, int]:
+        """Send ``records`` as record batches, each closed so that it is ready at once: an
+        open one lingers (``producer_linger_ms``) and the partition's next batch waits for
+        it to leave (measured: the drain rate fell 10% although the CPU per transaction fell
+        11%). Returns the last batch's future and record count."""
+        builder = kafka.create_batch()
+        last: tuple[Any, int] | None = None
+        for key, value in records:
+            if builder.append(timestamp=None, key=key, value=value) is not None:
+                continue
+            if builder.record_count():  # full: send it and start the next one
+                builder.close()
+                last = await kafka.send_batch(builder, topic, partition=partition), 0
+                builder = kafka.create_batch()
+                if builder.append(timestamp=None, key=key, value=value) is not None:
+                    continue
+            # larger than a whole batch: alone, through the ordinary send
+            last = await kafka.send(topic, value, key=key, partition=partition), 1
+        if builder.record_count():
+            builder.close()
+            last = await kafka.send_batch(builder, topic, partition=partition), 0
+            return last[0], builder.record_count()
+        assert last is not None  # records is never empty
+        return last[0], 1
+
+    def _persisted(self, count: int, sent: Any) -> None:
         """Record how far this partition's changelog is in the local store (what Faust's
-        own callback does per message; once per partition and batch is enough)."""
+        own callback does per message; once per partition and batch is enough). A batch's
+        metadata gives its first offset; ``count`` records make its last."""
         if sent.cancelled() or sent.exception() is not None:
             return
         meta = sent.result()
-        self.table.data.set_persisted_offset(meta.topic_partition, meta.offset)
+        self.table.data.set_persisted_offset(meta.topic_partition, meta.offset + count - 1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.card_table import CardTable
+from streams.card_table import BATCH_FROM, CardTable
 
 
 class _Meta:
@@ -16,19 +16,71 @@ class _Meta:
         self.topic_partition, self.offset = ("cards-changelog", partition), offset
 
 
-class _Producer:
-    """Faust's producer as ``CardTable`` uses it: ``send`` returns a future of metadata."""
+class _Batch:
+    """aiokafka's ``BatchBuilder`` as ``CardTable`` uses it, holding ``room`` records."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: int) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.room = room
+
+    def append(self, *, timestamp: Any, key: bytes, value: bytes) -> object | None:
+        if len(self.records) >= self.room:
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+    def close(self) -> None:
+        self.room = len(self.records)
+
+
+class _Kafka:
+    """The AIOKafkaProducer behind Faust's producer: batches and single sends, in order.
+    Offsets are per partition, as the broker gives them."""
+
+    def __init__(self, room: int) -> None:
         self.sent: list[tuple[int, bytes, bytes]] = []
+        self.batches: list[int] = []  # records per batch sent
+        self.offsets: dict[int, int] = {}
+        self.room = room
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int,
-                   timestamp: Any, headers: Any) -> asyncio.Future:
-        await asyncio.sleep(0)  # a real send can yield before it appends
-        self.sent.append((partition, key, value))
+    def create_batch(self) -> _Batch:
+        return _Batch(self.room)
+
+    def _append(self, partition: int, records: list[tuple[bytes, bytes]]) -> asyncio.Future:
+        base = self.offsets.get(partition, 0)
+        self.offsets[partition] = base + len(records)
+        self.sent.extend((partition, k, v) for k, v in records)
         done = asyncio.get_running_loop().create_future()
-        done.set_result(_Meta(partition, len(self.sent) - 1))
+        done.set_result(_Meta(partition, base))
         return done
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future:
+        await asyncio.sleep(0)  # a real send can yield before it appends
+        self.batches.append(batch.record_count())
+        return self._append(partition, batch.records)
+
+    async def send(self, topic: str, value: bytes, *, key: bytes,
+                   partition: int) -> asyncio.Future:
+        await asyncio.sleep(0)
+        self.batches.append(1)
+        return self._append(partition, [(key, value)])
+
+
+class _Producer:
+    """Faust's producer as ``CardTable`` uses it: the Kafka producer it wraps."""
+
+    def __init__(self, room: int = 1000) -> None:
+        self.kafka = _Kafka(room)
+
+    @property
+    def sent(self) -> list[tuple[int, bytes, bytes]]:
+        return self.kafka.sent
+
+    def _ensure_producer(self) -> _Kafka:
+        return self.kafka
 
 
 class _Store(dict):
@@ -157,6 +209,43 @@ def test_rocksdb_writes_wait_for_publish_and_go_as_one_batch_per_partition(
     store = table.data
     assert store._dbs[1].get(b"7") == b"c" and store._dbs[2].get(b"8") == b"b"
     assert cards.get(b"7") == b"c" and cards.unwritten == {}
-    assert [v for _, _, v in table.app.producer.sent] == [b"a", b"b", b"c"]  # every write
+    # every write, in write order within its partition (few: one send each)
+    assert sorted(table.app.producer.sent) == [(1, b"7", b"a"), (1, b"7", b"c"), (2, b"8", b"b")]
+    assert table.app.producer.kafka.batches == [1, 1, 1]
     assert dict(cards.scan()) == {b"7": b"c", b"8": b"b"}
-    assert store.persisted == {("cards-changelog", 1): 2, ("cards-changelog", 2): 1}  # newest
+    assert store.persisted == {("cards-changelog", 1): 1, ("cards-changelog", 2): 0}  # newest
+
+
+def test_a_full_batch_is_sent_and_the_next_one_started_in_order() -> None:
+    table = _Table()
+    table.app.producer = _Producer(room=3)
+    cards = CardTable(table)
+    for i in range(8):
+        cards[b"7"] = str(i).encode()
+
+    async def publish_and_settle() -> None:
+        await cards.publish()
+        await asyncio.sleep(0)
+
+    asyncio.run(publish_and_settle())
+    assert [v for _, _, v in table.app.producer.sent] == [str(i).encode() for i in range(8)]
+    assert table.app.producer.kafka.batches == [3, 3, 2]
+    assert table.data.persisted == {("cards-changelog", 0): 7}
+
+
+def test_a_message_larger_than_a_batch_goes_alone_in_its_place() -> None:
+    table = _Table()
+    table.app.producer = _Producer(room=0)  # nothing fits in a batch
+    cards = CardTable(table)
+    for i in range(BATCH_FROM):
+        cards[b"7"] = str(i).encode()
+
+    async def publish_and_settle() -> None:
+        await cards.publish()
+        await asyncio.sleep(0)
+
+    asyncio.run(publish_and_settle())
+    assert [v for _, _, v in table.app.producer.sent] == [str(i).encode()
+                                                          for i in range(BATCH_FROM)]
+    assert table.app.producer.kafka.batches == [1] * BATCH_FROM
+    assert table.data.persisted == {("cards-changelog", 0): BATCH_FROM - 1}
