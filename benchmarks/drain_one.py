@@ -2,6 +2,7 @@
 
     python -m benchmarks.drain_one [--bootstrap HOST:PORT] [--model sgd_logreg,logreg]
                                    [--envelope 500] [--tx 100000] [--no-labels]
+                                   [--mode event|microbatch|envelope]
                                    [--backlogs FILE]
 
 ``fraudstream bench`` measures everything in half an hour; this measures one configuration in
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--envelope", type=int, default=500, help="transactions per message")
     parser.add_argument("--tx", type=int, default=100_000, help="transactions in the backlog")
     parser.add_argument("--no-labels", action="store_true", help="scoring only")
+    parser.add_argument("--mode", choices=("event", "microbatch", "envelope"),
+                        help="processing mode (default: envelope for --envelope > 1, else event);"
+                             " FRAUDSTREAM_* variables set the rest (e.g. _MICROBATCH_WITHIN_S)")
     parser.add_argument("--backlogs", type=Path, default=Path(".fraudstream/drain-backlogs.json"))
     args = parser.parse_args(argv)
     if args.envelope < 1 or args.tx < 1:
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             prefix="fraudstream-drain-")))
         backlogs = args.backlogs if args.bootstrap else bench.work / "backlogs.json"
         backlog = _backlog(bench, backlogs, args.envelope, args.tx)
-        mode = "envelope" if args.envelope > 1 else "event"
+        mode = args.mode or ("envelope" if args.envelope > 1 else "event")
         for model in args.model.split(","):
             r = run_drain(bench, RunSpec(f"{model}/{mode} {args.envelope}", model, mode,
                                          backlog, learn=not args.no_labels))
