@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.procstat import cpu_seconds, peak_rss_bytes
 from fraudstream.errors import FraudstreamError
-from infra.settings import Settings, TopicSettings, child_env
+from infra.settings import Settings, child_env
 from infra.topics import ensure_worker_topics
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 from streams.score_messages import decode_scores
@@ -68,10 +68,8 @@ def run_settings(base: Settings, work: Path, *, partitions: int, model: str, env
                  label_delay_days: float, learning: str = "local") -> Settings:
     """Fresh topic names, app id, state and registry for one run: nothing old leaks in."""
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    topics = TopicSettings(**{
-        name: f"parity-{run}-{getattr(base.topics, name)}"
-        for name in TopicSettings.model_fields if name != "partitions"
-    }, partitions=partitions)
+    topics = base.topics.renamed(lambda _field, name: f"parity-{run}-{name}").model_copy(
+        update={"partitions": partitions})
     return base.model_copy(update={
         "topics": topics, "app_id": f"parity-{run}", "model": model,
         "processing_mode": "envelope" if envelope > 1 else "event", "learning": learning,

@@ -77,10 +77,8 @@ class Bench:
 
     def topics(self, name: str) -> TopicSettings:
         """A topic map whose every name is unique to this run and ``name``."""
-        return TopicSettings(**{
-            f: f"bench-{self.tag}-{name}-{f.replace('_', '-')}"
-            for f in TopicSettings.model_fields if f != "partitions"
-        }, partitions=self.base.topics.partitions)
+        return self.base.topics.renamed(
+            lambda f, _name: f"bench-{self.tag}-{name}-{f.replace('_', '-')}")
 
     def settings(self, topics: TopicSettings, **update: Any) -> Settings:
         return self.base.model_copy(update={

@@ -9,6 +9,7 @@ are prefixed ``FRAUDSTREAM_``.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -190,6 +191,26 @@ class TopicSettings(BaseSettings):
     heartbeats: str = "heartbeats"
     learned_examples: str = "learned-examples"
     partitions: int = Field(default=4, ge=1, le=1024)
+    replication: int = Field(default=1, ge=1, le=32)
+    """Replicas of every topic the project creates, the workers' changelogs included. On a
+    cluster: 3, with ``min.insync.replicas`` 2 (set from it) and producers that wait for all
+    in-sync replicas, so a broker can die without losing an acknowledged event."""
+
+    def renamed(self, name: Callable[[str, str], str]) -> TopicSettings:
+        """A copy whose every topic is ``name(field, current name)``; partitions and
+        replication stay (tests, benchmarks and the demo give each run its own topics)."""
+        fields = {f: name(f, getattr(self, f)) for f, info in type(self).model_fields.items()
+                  if info.annotation in (str, "str")}
+        return self.model_copy(update=fields)
+
+    def min_insync(self) -> int | None:
+        """``min.insync.replicas`` for the topics: a write is acknowledged when that many
+        replicas have it; None (the broker's default, 1) without replication.
+
+        >>> TopicSettings(replication=3).min_insync(), TopicSettings().min_insync()
+        (2, None)
+        """
+        return min(2, self.replication - 1) if self.replication > 1 else None
 
     def specs(self) -> list[TopicSpec]:
         """Every topic with its layout; derived topics share the source's partition count."""

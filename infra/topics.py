@@ -14,8 +14,10 @@ class TopicReport:
     existing: list[str]
 
 
-def _configs(spec: TopicSpec) -> dict[str, str]:
+def _configs(spec: TopicSpec, min_insync: int | None = None) -> dict[str, str]:
     configs: dict[str, str] = {}
+    if min_insync is not None:
+        configs["min.insync.replicas"] = str(min_insync)
     if spec.compacted:
         configs["cleanup.policy"] = "compact"
     if spec.retention_ms is not None:
@@ -39,7 +41,8 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> T
             if spec.name in existing:
                 already.append(spec.name)
                 continue
-            topic = NewTopic(spec.name, spec.partitions, 1, topic_configs=_configs(spec))
+            topic = NewTopic(spec.name, spec.partitions, settings.topics.replication,
+                             topic_configs=_configs(spec, settings.topics.min_insync()))
             try:
                 admin.create_topics([topic], validate_only=False)
                 created.append(spec.name)

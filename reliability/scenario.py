@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.settings import Settings, TopicSettings, child_env
+from infra.settings import Settings, child_env
 from reliability.harness import collect_scores
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
 
@@ -74,10 +74,7 @@ class Report:
 def scenario_settings(base: Settings, work_dir: Path, tag: str, **update: Any) -> Settings:
     """``base`` with topics, app id, state and registry unique to one scenario run."""
     suffix = f"{tag}-{uuid.uuid4().hex[:6]}"
-    topics = TopicSettings(**{
-        name: f"{getattr(base.topics, name)}-{suffix}"
-        for name in TopicSettings.model_fields if name != "partitions"
-    }, partitions=base.topics.partitions)
+    topics = base.topics.renamed(lambda _field, name: f"{name}-{suffix}")
     work_dir.mkdir(parents=True, exist_ok=True)
     return base.model_copy(update={
         "topics": topics, "app_id": f"fraudstream-chaos-{suffix}",

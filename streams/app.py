@@ -86,7 +86,7 @@ class FraudApp:
             datadir=str(data_dir),
             autodiscover=False,
             topic_partitions=t.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=t.replication,
             topic_allow_declare=True,
             consumer_auto_offset_reset="earliest",
             consumer_group_instance_id=instance_id,

@@ -31,7 +31,7 @@ from rich.live import Live
 from rich.table import Table
 
 from fraudstream.errors import FraudstreamError
-from infra.settings import Settings, TopicSettings, child_env
+from infra.settings import Settings, child_env
 from infra.topics import ensure_topics
 from models.registry import Registry
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
@@ -67,10 +67,7 @@ def _broker(settings: Settings) -> Iterator[Settings]:
 def _run_topics(settings: Settings) -> Settings:
     """Fresh topic names and app id for this run, so an old backlog never leaks in."""
     run = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
-    topics = TopicSettings(**{
-        name: f"demo-{run}-{getattr(settings.topics, name)}"
-        for name in TopicSettings.model_fields if name != "partitions"
-    }, partitions=settings.topics.partitions)
+    topics = settings.topics.renamed(lambda _field, name: f"demo-{run}-{name}")
     return settings.model_copy(update={"topics": topics, "app_id": f"fraudstream-demo-{run}"})
 
 

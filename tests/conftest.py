@@ -30,13 +30,8 @@ def kafka_bootstrap(kafka_provided: ProvidedKafka) -> str:
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str) -> Settings:
     """Settings pointing at the session broker, with topic names unique to this test."""
-    from infra.settings import TopicSettings
 
     suffix = uuid.uuid4().hex[:8]
     base = Settings().with_bootstrap(kafka_bootstrap)
-    topics = TopicSettings(**{
-        name: f"{getattr(base.topics, name)}-{suffix}"
-        for name in TopicSettings.model_fields
-        if name != "partitions"
-    })
+    topics = base.topics.renamed(lambda _field, name: f"{name}-{suffix}")
     return base.model_copy(update={"topics": topics, "app_id": f"fraudstream-test-{suffix}"})
