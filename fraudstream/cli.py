@@ -68,4 +68,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("fraudstream: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # an unreachable broker is the user's to fix, not a traceback
+        if not type(exc).__module__.startswith(("kafka.", "aiokafka.")):
+            raise
+        message = str(exc).removeprefix(f"{type(exc).__name__}: ")
+        print(f"fraudstream: error: Kafka: {type(exc).__name__}: {message}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

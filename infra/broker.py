@@ -144,8 +144,12 @@ class LocalBroker:
         extra_properties: dict[str, str] | None = None,
         advertised_host: str = "127.0.0.1",
         security: BrokerSecurity | None = None,
+        cluster_id: str | None = None,
     ) -> None:
         self.home = home.resolve()
+        self.cluster_id = cluster_id
+        """The KRaft cluster id its storage is formatted with (None: a new one); the nodes of
+        one cluster share it (``infra.cluster``)."""
         self.libs = libs
         self.port = port
         self.controller_port = controller_port or free_port()
@@ -224,7 +228,7 @@ class LocalBroker:
             "kafka.tools.StorageTool",
             "format",
             "-t",
-            new_cluster_id(),
+            self.cluster_id or new_cluster_id(),
             "-c",
             str(self.config_file),
             "--ignore-formatted",
@@ -236,8 +240,10 @@ class LocalBroker:
                      if ln.strip() and not ln.lstrip().startswith("at ")]
             raise FraudstreamError(f"formatting Kafka storage failed: {' | '.join(lines[-3:])}")
 
-    def start(self, timeout_s: float = 90.0) -> str:
-        """Start the broker in the background and return its bootstrap address once it answers."""
+    def start(self, timeout_s: float = 90.0, wait: bool = True) -> str:
+        """Start the broker in the background and return its bootstrap address once it answers
+        (``wait=False``: at once; a cluster's first node cannot answer before a quorum of its
+        controllers runs, so ``infra.cluster`` starts every node, then waits)."""
         if not port_is_free(self.port):
             raise FraudstreamError(
                 f"port {self.port} is already in use on 127.0.0.1: stop what holds it or choose "
@@ -268,6 +274,8 @@ class LocalBroker:
         )
         stdout.close()
         self.pid = self.process.pid
+        if not wait:
+            return self.bootstrap
         try:
             wait_until_ready(self.bootstrap, timeout_s, process=self.process, log_file=self.log_file,
                              client_kwargs=self.client_kwargs())

@@ -33,9 +33,33 @@ def kafka_up(
     sasl_ssl: bool = typer.Option(
         False, "--sasl-ssl",
         help="SASL_SSL + SCRAM-SHA-512 on a local CA; prints the KAFKA_* variables to export."),
+    brokers: int = typer.Option(
+        1, min=1, max=9,
+        help="1: one node; 3 or more: a KRaft cluster of combined broker+controller nodes on "
+             "PORT, PORT+1, ... (replication 3, min.insync.replicas 2)."),
 ) -> None:
     """Start the managed broker in the background (or reuse the running one); print its address."""
     from infra import service
+
+    if brokers == 2:
+        raise typer.BadParameter("a cluster needs 3 nodes or more (a quorum that survives one)",
+                                 param_hint="--brokers")
+    if brokers > 1:
+        from infra.cluster import cluster_up
+
+        if sasl_ssl:
+            raise typer.BadParameter("--sasl-ssl is for the single node", param_hint="--brokers")
+        if service.status(get_settings().cache_dir) is not None:
+            raise typer.BadParameter("the single-node broker runs: `fraudstream kafka down` "
+                                     "first", param_hint="--brokers")
+        with console.status(f"Starting an Apache Kafka cluster of {brokers} KRaft nodes..."):
+            cluster, reused = cluster_up(get_settings().cache_dir, port=port, size=brokers,
+                                         heap_mb=min(heap_mb, 512))
+        console.print("[yellow]already running[/], reusing it" if reused else
+                       f"started Kafka {cluster.version}: {len(cluster.pids)} nodes "
+                       f"(pids {', '.join(map(str, cluster.pids))}) under {cluster.home}")
+        typer.echo(cluster.bootstrap)
+        return
 
     if sasl_ssl:
         from infra.secure_broker import up_sasl
@@ -62,7 +86,18 @@ def kafka_up(
 def kafka_status() -> None:
     """Say whether the managed broker runs, where, and whether it answers."""
     from infra import service
+    from infra.cluster import cluster_status
 
+    cluster = cluster_status(get_settings().cache_dir)
+    if cluster is not None:
+        from infra.broker import metadata_ok, pid_alive
+
+        for i, (pid, address) in enumerate(zip(cluster.pids, cluster.bootstrap.split(","),
+                                               strict=True), start=1):
+            health = ("answers metadata requests" if metadata_ok(address) else
+                      "[red]not answering[/]") if pid_alive(pid) else "[red]down[/]"
+            console.print(f"Kafka {cluster.version} node {i} at {address}, pid {pid}, {health}")
+        return
     state = service.status(get_settings().cache_dir)
     if state is None:
         console.print("no managed broker is running")
@@ -80,13 +115,17 @@ def kafka_status() -> None:
 def kafka_down() -> None:
     """Stop the managed broker gracefully and wait until its process is gone."""
     from infra import service
+    from infra.cluster import cluster_down
 
     with console.status("Stopping Kafka..."):
+        cluster = cluster_down(get_settings().cache_dir)
         state = service.down(get_settings().cache_dir)
-    if state is None:
-        console.print("no managed broker was running")
-    else:
+    if cluster is not None:
+        console.print(f"stopped the Kafka cluster at {cluster.bootstrap}")
+    if state is not None:
         console.print(f"stopped Kafka at {state.bootstrap} (pid {state.pid})")
+    elif cluster is None:
+        console.print("no managed broker was running")
 
 
 @topics_app.command("create")

@@ -6,6 +6,8 @@ broker, does something unpleasant to it and reads back what came out of Kafka:
 * ``bad-input``: property-generated malformed events (hypothesis) mixed with valid ones;
 * ``crash``: SIGKILL the worker at seeded random moments and restart it on the same state;
 * ``broker-restart``: stop and restart the broker under a running producer and worker;
+* ``leader-kill`` / ``controller-kill``: on a 3-node cluster, SIGKILL the node leading the most
+  partitions (or the active controller) under a running producer and worker, restart it;
 * ``backpressure``: produce three times faster than the worker can score, watch lag drain;
 * ``sasl``: the whole pipeline on a SASL_SSL + SCRAM-SHA-512 broker, plus refused clients;
 * ``integrity``: a tampered model snapshot at start.
@@ -15,7 +17,8 @@ at full size and prints the figures (sent, lost, duplicated, dead-lettered, lag,
 A scenario returns a ``Report`` (``reliability.scenario``): its figures plus a list of
 ``problems``, empty when every claim held, so a test asserts ``not report.problems`` and a
 human reads the same numbers. Each scenario is a module of its own (``reliability.bad_input``,
-``reliability.worker_crash``, ``reliability.broker_restart``, ``reliability.backpressure``,
+``reliability.worker_crash``, ``reliability.broker_restart``, ``reliability.node_kill``,
+``reliability.backpressure``,
 ``reliability.sasl_check``, ``reliability.model_integrity``); this one is the command that
 runs them and writes the Markdown report kept in git.
 """
@@ -37,11 +40,13 @@ from reliability.backpressure import run_backpressure
 from reliability.bad_input import run_bad_input
 from reliability.broker_restart import run_broker_restart
 from reliability.model_integrity import run_integrity
+from reliability.node_kill import run_node_kill
 from reliability.sasl_check import run_sasl_check
 from reliability.scenario import Report
 from reliability.worker_crash import run_worker_crash
 
-SCENARIOS = ("bad-input", "crash", "broker-restart", "backpressure", "sasl", "integrity")
+SCENARIOS = ("bad-input", "crash", "broker-restart", "leader-kill", "controller-kill",
+             "backpressure", "sasl", "integrity")
 
 
 @contextlib.contextmanager
@@ -93,6 +98,10 @@ def chaos(
     if "broker-restart" in chosen:
         emit(run_broker_restart(base.cache_dir, out / f"{stamp}-broker-restart",
                                 n_tx=size(50_000), seed=seed))
+    for target in ("leader", "controller"):
+        if f"{target}-kill" in chosen:
+            emit(run_node_kill(base.cache_dir, out / f"{stamp}-{target}-kill", target=target,
+                               n_tx=size(30_000), seed=seed))
     if "sasl" in chosen:
         emit(run_sasl_check(base.cache_dir, out / f"{stamp}-sasl", n_tx=size(5_000)))
     if "integrity" in chosen:

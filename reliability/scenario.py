@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from infra.settings import Settings, child_env
 from reliability.harness import collect_scores
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
+from streams.score_messages import decode_scores
 
 # The broker-restart scenario's workers lose their group coordinator with the broker; the
 # shortest session the broker accepts (its group.min.session.timeout.ms, 6 s) gets them back
@@ -163,3 +165,19 @@ def world_args(n_tx: int, seed: int) -> list[str]:
     customers = max(200, n_tx // 60)
     return ["--customers", str(customers), "--terminals", str(customers * 2), "--days", "40",
             "--max-tx", str(n_tx), "--seed", str(seed)]
+
+
+def duplicate_copies_agree(settings: Settings, counts: Counter[int]) -> bool:
+    """Every copy of a re-sent score carries the same score and features as the first."""
+    dup = {t for t, n in counts.items() if n > 1}
+    if not dup:
+        return True
+    seen: dict[int, tuple[float, tuple[float, ...]]] = {}
+    for record in read_topic(settings, settings.topics.scores, idle_s=2.0):
+        for body in decode_scores(record.value):
+            if body["tx_id"] not in dup:
+                continue
+            sig = (body["score"], tuple(body["features"]))
+            if seen.setdefault(body["tx_id"], sig) != sig:
+                return False
+    return True

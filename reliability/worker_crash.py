@@ -14,7 +14,6 @@ import json
 import math
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from reliability.learning_audit import AuditedWorker, read_audit
 from reliability.scenario import (
     Report,
     collect_until_stalled,
+    duplicate_copies_agree,
     metric,
     scenario_settings,
     start_producer,
@@ -32,7 +32,6 @@ from reliability.scenario import (
     world_args,
 )
 from streams.demo_processes import WorkerProcess, read_topic
-from streams.score_messages import decode_scores
 
 
 def feature_mismatches(
@@ -137,7 +136,7 @@ def run_worker_crash(
     labels_sent = len(label_ids)
     audited = read_audit(audit)
     unlearned = sorted(set(label_ids) - audited.learned)
-    duplicates_consistent = _duplicate_copies_agree(settings, scores.counts)
+    duplicates_consistent = duplicate_copies_agree(settings, scores.counts)
     checked, mismatched = feature_mismatches(settings, scores.bodies, 50, seed)
     missing = expected - set(scores.counts)
     final = audited.final_model
@@ -203,19 +202,3 @@ def _wait_labels_settled(worker: WorkerProcess, quiet_s: float = 4.0, max_s: flo
             elif now[1] == 0 and now[2] == 0 and time.monotonic() - since >= quiet_s:
                 return
         time.sleep(0.5)
-
-
-def _duplicate_copies_agree(settings: Settings, counts: Counter[int]) -> bool:
-    """Every copy of a re-sent score carries the same score and features as the first."""
-    dup = {t for t, n in counts.items() if n > 1}
-    if not dup:
-        return True
-    seen: dict[int, tuple[float, tuple[float, ...]]] = {}
-    for record in read_topic(settings, settings.topics.scores, idle_s=2.0):
-        for body in decode_scores(record.value):
-            if body["tx_id"] not in dup:
-                continue
-            sig = (body["score"], tuple(body["features"]))
-            if seen.setdefault(body["tx_id"], sig) != sig:
-                return False
-    return True

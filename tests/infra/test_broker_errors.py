@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -89,3 +90,22 @@ def test_cli_bad_argument_is_one_line() -> None:
     assert "Traceback" not in done.stderr
     assert "--port" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_unreachable_broker_is_one_line() -> None:
+    from infra.broker import free_port
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run([sys.executable, "-m", "fraudstream", "topics", "create"],
+                          capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("fraudstream: error: Kafka: ")
+    assert done.stderr.count("\n") == 1
+
+
+def test_kafka_up_refuses_a_two_node_cluster() -> None:
+    done = subprocess.run([sys.executable, "-m", "fraudstream", "kafka", "up", "--brokers", "2"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert "3 nodes or more" in done.stderr and "Traceback" not in done.stderr
