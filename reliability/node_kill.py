@@ -83,13 +83,13 @@ def run_node_kill(
             scores = collect_scores(settings, expected, timeout_s=300)
             alive = worker.alive()
             leaders_after = cluster.leaders(pipeline_topics)
+            copies_agree = duplicate_copies_agree(settings, scores.counts)  # reads the cluster
         finally:
             stop_process(producer)
             if worker is not None:
                 worker.stop()
     missing = expected - set(scores.counts)
     scored_at = [float(b["scored_at"]) for b in scores.bodies.values() if "scored_at" in b]
-    copies_agree = duplicate_copies_agree(settings, scores.counts)
     report.figures.update({
         "transactions sent": len(expected),
         "node killed": victim,

@@ -15,6 +15,7 @@ import contextlib
 import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -181,3 +182,41 @@ def duplicate_copies_agree(settings: Settings, counts: Counter[int]) -> bool:
             if seen.setdefault(body["tx_id"], sig) != sig:
                 return False
     return True
+
+
+MALFORMED_TX = b'{"v": 1, "type": "transaction", "tx_id": '
+"""A transaction message cut short: refused by every decoder, dead-lettered."""
+
+
+def send_malformed(settings: Settings, n: int, every_s: float = 0.0,
+                   stop: threading.Event | None = None) -> int:
+    """Send up to ``n`` malformed messages to the transactions topic, ``every_s`` apart,
+    until ``stop`` is set; returns how many were sent (each must be dead-lettered once)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(acks="all", **settings.kafka.kafka_python_kwargs())
+    sent = 0
+    try:
+        for i in range(n):
+            if stop is not None and stop.is_set():
+                break
+            producer.send(settings.topics.transactions, key=str(i).encode(),
+                          value=MALFORMED_TX + str(i).encode())
+            sent += 1
+            if every_s:
+                producer.flush()
+                if stop is not None and stop.wait(every_s):
+                    break
+        producer.flush()
+    finally:
+        producer.close()
+    return sent
+
+
+def dead_letter_sources(settings: Settings) -> list[tuple[str, int, int]]:
+    """The (source topic, partition, offset) of every message on the transactions DLQ."""
+    import json
+
+    records = read_topic(settings, settings.topics.transactions_dlq, idle_s=2.0)
+    bodies = [json.loads(r.value) for r in records]
+    return [(b["source_topic"], b["partition"], b["offset"]) for b in bodies]

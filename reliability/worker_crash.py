@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from reliability.learning_audit import AuditedWorker, read_audit
 from reliability.scenario import (
     Report,
     collect_until_stalled,
+    dead_letter_sources,
     duplicate_copies_agree,
     metric,
     scenario_settings,
+    send_malformed,
     start_producer,
     stop_process,
     valid_tx_ids,
@@ -101,10 +104,17 @@ def run_worker_crash(
     worker = new_worker().start()
     producer = None
     kill_log: list[dict[str, Any]] = []
+    # Malformed messages trickle in all run long, so that each restart re-reads some whose
+    # dead letters are already out: none may be dead-lettered twice (``streams.dead_letters``).
+    trickle_stop = threading.Event()
+    trickle: list[int] = []
+    trickler = threading.Thread(target=lambda: trickle.append(send_malformed(
+        settings, 100_000, every_s=0.5, stop=trickle_stop)), daemon=True)
     try:
         worker.wait_ready(180)
         producer = start_producer(settings, work_dir / "producer.log", *world_args(n_tx, seed),
                                    "--rate", f"{rate:.0f}")
+        trickler.start()
         t0 = time.monotonic()
         for moment in moments:
             while time.monotonic() - t0 < moment:
@@ -122,12 +132,15 @@ def run_worker_crash(
                 resumed = wait_first_score(worker, restarted, timeout_s=60.0)
                 kill_log[-1]["resumed_s"] = None if resumed is None else round(resumed, 1)
         producer.wait(timeout=max(600.0, 4 * produce_s))
+        trickle_stop.set()
+        trickler.join(timeout=30)
         report.check(producer.returncode == 0, f"producer exited {producer.returncode}")
         expected = valid_tx_ids(settings)
         scores = collect_until_stalled(settings, expected, stall_s=60.0)
         _wait_labels_settled(worker)
         metrics = worker.get("/metrics").decode()
     finally:
+        trickle_stop.set()
         stop_process(producer)
         worker.stop()
 
@@ -140,9 +153,16 @@ def run_worker_crash(
     checked, mismatched = feature_mismatches(settings, scores.bodies, 50, seed)
     missing = expected - set(scores.counts)
     final = audited.final_model
+    letters = dead_letter_sources(settings)
+    malformed = trickle[0] if trickle else 0
     report.figures.update({
         "transactions sent": len(expected),
         "kills at (s)": [k["at_s"] for k in kill_log],
+        "malformed messages sent meanwhile": malformed,
+        "dead letters (raw)": len(letters),
+        "dead letters (unique sources)": len(set(letters)),
+        "re-read malformed not dead-lettered again (last incarnation)": int(
+            metric(metrics, "fraudstream_dlq_repeats_total")),
         # from the restart (kill + restart_delay_s) to the restarted worker's first new score
         "scoring resumed after restart (s)": [k.get("resumed_s") for k in kill_log],
         "transactions lost": len(missing),
@@ -170,6 +190,9 @@ def run_worker_crash(
         "feature spot-checks": f"{checked - len(mismatched)}/{checked} equal offline",
     })
     report.check(not missing, f"{len(missing)} transactions never scored")
+    report.check(len(letters) == len(set(letters)) == malformed,
+                 f"{len(letters)} dead letters ({len(set(letters))} unique) for {malformed} "
+                 "malformed messages")
     report.check(audited.incarnations == kills + 1,
                  f"audit saw {audited.incarnations} incarnations, expected {kills + 1}")
     report.check(not audited.repeated_in_one,

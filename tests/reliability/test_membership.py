@@ -13,7 +13,6 @@ longest Faust accepts), so anything that waits for a session to expire takes tha
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,31 +21,20 @@ import pytest
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from reliability.harness import produce
-from reliability.scenario import metric, scenario_settings, wait_first_score
-from streams.demo_processes import WorkerProcess, read_topic
+from reliability.scenario import (
+    dead_letter_sources,
+    metric,
+    scenario_settings,
+    send_malformed,
+    wait_first_score,
+)
+from streams.demo_processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
 LONG_SESSION = {"KAFKA_SESSION_TIMEOUT_MS": "90000", "KAFKA_HEARTBEAT_INTERVAL_MS": "3000"}
 WORLD = ["--customers", "300", "--terminals", "600", "--days", "20", "--seed", "5"]
 MALFORMED = 30
-
-
-def _send_malformed(settings: Settings, n: int) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(acks="all", **settings.kafka.kafka_python_kwargs())
-    for i in range(n):
-        producer.send(settings.topics.transactions, key=str(i).encode(),
-                      value=b'{"v": 1, "type": "transaction", "tx_id": ' + str(i).encode())
-    producer.flush()
-    producer.close()
-
-
-def _dead_letter_sources(settings: Settings) -> list[tuple[str, int, int]]:
-    records = read_topic(settings, settings.topics.transactions_dlq, idle_s=2.0)
-    bodies = [json.loads(r.value) for r in records]
-    return [(b["source_topic"], b["partition"], b["offset"]) for b in bodies]
 
 
 def _wait(check, timeout_s: float, what: str) -> float:
@@ -66,9 +54,9 @@ def test_killed_worker_restarted_with_its_id_resumes_and_dead_letters_once(
     worker = WorkerProcess(settings, "w0", tmp_path, extra_env=LONG_SESSION).start()
     try:
         worker.wait_ready(120)
-        _send_malformed(settings, MALFORMED)
+        send_malformed(settings, MALFORMED)
         produce(settings, *WORLD, "--max-tx", "1500")
-        _wait(lambda: len(_dead_letter_sources(settings)) >= MALFORMED, 60, "first dead letters")
+        _wait(lambda: len(dead_letter_sources(settings)) >= MALFORMED, 60, "first dead letters")
         _wait(lambda: worker.stats()["totals"]["scores"] > 0, 60, "first scores")
         worker.kill()
         worker = WorkerProcess(settings, "w0", tmp_path, extra_env=LONG_SESSION).start()
@@ -83,7 +71,7 @@ def test_killed_worker_restarted_with_its_id_resumes_and_dead_letters_once(
         assert repeats == MALFORMED
     finally:
         worker.stop()
-    sources = _dead_letter_sources(settings)
+    sources = dead_letter_sources(settings)
     assert len(sources) == MALFORMED and len(set(sources)) == MALFORMED
 
 
