@@ -48,8 +48,6 @@ LOOP_PROBE_S = 0.25  # how often the event loop's responsiveness is sampled
 ENVELOPE_WITHIN_S = 0.005
 """How long an envelope-mode batch waits for ``envelope_batch`` envelopes: in a backlog they
 are already buffered; live, an envelope waits at most this long for others."""
-CONSUMER_FETCH_BYTES = 64 * 1024
-"""Per-partition fetch size (Faust's default is 1 MB: days of a small world's traffic)."""
 ALIGN_MIN_GAP_S = 0.01
 """The alignment also runs after each batch, at most this often (it reads every assigned
 partition's high-water mark)."""
@@ -108,7 +106,7 @@ class FraudApp:
             # Small fetches and buffers keep the partitions in event-time step (see
             # ``consumer_buffer``); the alignment pauses act on what is fetched next.
             stream_buffer_maxsize=settings.stream_buffer(),
-            consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
+            consumer_max_fetch_size=settings.consumer_fetch_bytes,
             broker_max_poll_records=max(1, settings.stream_buffer() // 2),
             table_cleanup_interval=60.0,
             logging_config=None,
