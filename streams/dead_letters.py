@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streams.published import first_timestamp
+from streams.published import first_timestamp, read_since
 
 log = logging.getLogger(__name__)
 
@@ -68,29 +68,13 @@ async def read_dead_letters(
         # One partition each, as declared (``infra.settings.TopicSettings.specs``): a DLQ is
         # rare traffic, kept in the order it was written.
         tps = [TopicPartition(topic, 0) for topic in dlq_topics]
-        consumer.assign(tps)
-        since = await consumer.offsets_for_times(
-            {tp: max(0, first_ms - int(slack_s * 1000)) for tp in tps})
-        ends = await consumer.end_offsets(tps)
-        todo = {}
-        for tp in tps:
-            found = since.get(tp)
-            start = found.offset if found is not None else ends[tp]
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                todo[tp] = ends[tp]
-        while todo and time.monotonic() < deadline:
-            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=5000)
-            for tp, records in batch.items():
-                end = todo.get(tp)
-                if end is None:
-                    continue
-                for record in records:
-                    if record.offset < end and (source := source_of(record.value)):
-                        sources.add(source)
-                if records and records[-1].offset + 1 >= end:
-                    del todo[tp]
-        if todo:
+
+        def note(value: bytes) -> None:
+            source = source_of(value)
+            if source is not None:
+                sources.add(source)
+
+        if await read_since(consumer, tps, first_ms - int(slack_s * 1000), deadline, note):
             log.warning("read %d dead letters in %.0f s and stopped; a malformed message "
                         "re-read beyond them may be dead-lettered twice", len(sources), budget_s)
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from producers.partitioning import murmur2_partition
@@ -80,34 +80,14 @@ async def read_published(
             return ReadBack(published, source_ends)
         # The scores topic is declared with the sources' partition count (``infra.topics``).
         score_tps = [TopicPartition(scores_topic, p) for p in range(n_partitions)]
-        consumer.assign(score_tps)
-        since = await consumer.offsets_for_times(
-            {tp: max(0, first_ms - int(slack_s * 1000)) for tp in score_tps})
-        ends = await consumer.end_offsets(score_tps)
-        todo = {}
-        for tp in score_tps:
-            found = since.get(tp)
-            start = found.offset if found is not None else ends[tp]
-            if start < ends[tp]:
-                consumer.seek(tp, start)
-                todo[tp] = ends[tp]
         keep = {tp.partition for tp in starts}
-        while todo and time.monotonic() < deadline:
-            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=20_000)
-            for tp, records in batch.items():
-                end = todo.get(tp)
-                if end is None:
-                    continue
-                for record in records:
-                    if record.offset >= end:
-                        break
-                    _add(published, record.value, keep, n_partitions)
-                if records and records[-1].offset + 1 >= end:
-                    del todo[tp]
-        if todo:
+        unread = await read_since(
+            consumer, score_tps, first_ms - int(slack_s * 1000), deadline,
+            lambda value: _add(published, value, keep, n_partitions), max_records=20_000)
+        if unread:
             log.warning("read %d published scores in %.0f s and stopped; transactions of "
                         "%d partition(s) beyond them may be scored again", len(published),
-                        budget_s, len(todo))
+                        budget_s, unread)
     finally:
         await consumer.stop()
     return ReadBack(published, source_ends)
@@ -120,6 +100,38 @@ def _add(published: Published, value: bytes, keep: set[int], n_partitions: int) 
                 published[int(body["tx_id"])] = (float(body["score"]), list(body["features"]))
     except (ValueError, KeyError, TypeError):  # not ours to judge: the worker wrote it
         pass
+
+
+async def read_since(
+    consumer: Any, tps: list[Any], since_ms: int, deadline: float,
+    handle: Callable[[bytes], None], max_records: int = 5000,
+) -> int:
+    """Hand ``handle`` the value of every record of ``tps`` written since ``since_ms``
+    (record timestamps), up to each partition's end as it is now, until ``deadline``
+    (``time.monotonic()``); returns how many partitions were not read to their end."""
+    consumer.assign(tps)
+    since = await consumer.offsets_for_times({tp: max(0, since_ms) for tp in tps})
+    ends = await consumer.end_offsets(tps)
+    todo = {}
+    for tp in tps:
+        found = since.get(tp)
+        start = found.offset if found is not None else ends[tp]
+        if start < ends[tp]:
+            consumer.seek(tp, start)
+            todo[tp] = ends[tp]
+    while todo and time.monotonic() < deadline:
+        batch = await consumer.getmany(*todo, timeout_ms=500, max_records=max_records)
+        for tp, records in batch.items():
+            end = todo.get(tp)
+            if end is None:
+                continue
+            for record in records:
+                if record.offset >= end:
+                    break
+                handle(record.value)
+            if records and records[-1].offset + 1 >= end:
+                del todo[tp]
+    return len(todo)
 
 
 async def first_timestamp(
