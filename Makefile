@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install kafka browser test test-fast demo bench lint clean
+.PHONY: install kafka browser prometheus test test-fast demo bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ kafka: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || infra/install-chromium.sh
 
-test: kafka browser
+# Debian's Prometheus server and promtool for the operations test (needs root or sudo).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || infra/install-prometheus.sh
+
+test: kafka browser prometheus
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)

@@ -65,6 +65,10 @@ def markdown(result: dict[str, Any]) -> str:
         "second worker adds is the part of a core the first one left idle (waiting on the "
         "broker, its consumer thread, its timers).",
     ]
+    if speedup < 1:
+        lines += ["", "Here two workers were **slower** than one: more than the cores explain. "
+                  "Something makes them wait for each other (see the README's scaling "
+                  "paragraph for what is known)."]
     if short:
         lines += ["", f"{len(short)} run(s) measured under {MIN_WINDOW_S:.0f} s: use more "
                   "transactions (`--tx`)."]
@@ -113,12 +117,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "one": {**summarize([r["tx_per_s"] for r in runs[1]]), "runs": runs[1]},
         "two": {**summarize([r["tx_per_s"] for r in runs[2]]), "runs": runs[2]},
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "result.json").write_text(json.dumps(result, indent=1))
-    report = markdown(result)
-    (args.out / "report.md").write_text(report)
-    print(report)
+    write(result, args.out)
     return result
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    """``result.json`` and ``report.md`` under ``out`` (again from a saved result:
+    ``write(json.loads(Path("reports/scaling/result.json").read_text()), out)``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    report = markdown(result)
+    (out / "report.md").write_text(report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,9 @@ class Telemetry:
         self.assignments = Counter("fraudstream_partition_assignments",
                                    "Partition assignments received: one at start, one more "
                                    "per rebalance", registry=r)
+        for topic in ("transactions", "labels"):  # every series from the start, at 0: an
+            self.dlq.labels(topic)  # absent series is not a zero to PromQL (rate, alerts)
+            self.dlq_repeats.labels(topic)
         self._labelled: deque[tuple[float, int]] = deque(maxlen=rolling_window)
         self._latencies: deque[float] = deque(maxlen=20_000)
         self.series: deque[dict[str, Any]] = deque(maxlen=history)
