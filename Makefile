@@ -22,11 +22,11 @@ kafka: $(STAMP)
 
 # Headless Chromium for the dashboard screenshot test (Debian package; needs root or sudo).
 browser:
-	@command -v chromium >/dev/null 2>&1 || infra/install-chromium.sh
+	@infra/install-debian-package.sh chromium chromium
 
 # Debian's Prometheus server and promtool for the operations test (needs root or sudo).
 prometheus:
-	@command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || infra/install-prometheus.sh
+	@infra/install-debian-package.sh prometheus prometheus promtool
 
 test: kafka browser prometheus
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """The operations view with real tools: Debian's Prometheus scrapes real workers.
 
 Two workers score a paced stream on the session broker; a real ``prometheus`` server (installed
-by ``make test``: ``infra/install-prometheus.sh``) scrapes both with the project's rules loaded,
+by ``make test``: ``infra/install-debian-package.sh``) scrapes both with the project's rules loaded,
 and the PromQL queries of ``infra.monitoring`` return the live throughput and the summed
 consumer lag. ``promtool`` checks the alerting rules, and every metric the Grafana dashboard
 queries is one the workers export. No skip: a machine without Prometheus fails here.
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is not installed: run infra/install-prometheus.sh (make test does)"
+    assert path, f"{name} is not installed: run make prometheus (make test does)"
     return path
 
 
