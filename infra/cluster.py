@@ -132,14 +132,10 @@ class LocalCluster:
         self.wait_ready(timeout_s, [node_id])
 
     def stop(self) -> None:
-        """SIGTERM every node at once, then wait for each: stopped one by one, the last ones
-        wait for a controller quorum that is already gone and have to be killed."""
+        """Every node at once (``stop_all``)."""
+        stop_all([node.pid for node in self.nodes if node.pid is not None])
         for node in self.nodes:
-            if node.pid is not None and pid_alive(node.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(node.pid, signal.SIGTERM)
-        for node in self.nodes:
-            node.stop()
+            node.stop()  # already gone: clears its pid and process
 
     def leaders(self, topics: list[str]) -> Counter[int]:
         """Partitions of ``topics`` each node leads now."""
@@ -170,6 +166,17 @@ class LocalCluster:
     def live_bootstrap(self) -> str:
         live = [n.bootstrap for n in self.nodes if n.pid is not None and pid_alive(n.pid)]
         return ",".join(live) or self.bootstrap
+
+
+def stop_all(pids: list[int]) -> None:
+    """SIGTERM every node at once, then wait for each (SIGKILL after 30 s): stopped one by
+    one, the last ones wait for a controller quorum that is already gone."""
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        stop_pid(pid)
 
 
 @contextlib.contextmanager
@@ -244,11 +251,6 @@ def cluster_down(cache_dir: Path) -> ClusterState | None:
     state = cluster_status(cache_dir)
     if state is None:
         return None
-    for pid in state.pids:  # all at once (see ``LocalCluster.stop``)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-    for pid in state.pids:
-        stop_pid(pid)
+    stop_all(state.pids)
     (cluster_home(cache_dir) / "state.json").unlink(missing_ok=True)
     return state

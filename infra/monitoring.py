@@ -41,8 +41,7 @@ def metric_names(exposition: str) -> set[str]:
     >>> sorted(metric_names('# HELP x y\\nfraudstream_alerts_total 3.0\\nup{a="b"} 1\\n'))
     ['fraudstream_alerts_total', 'up']
     """
-    names = set()
-    for line in exposition.splitlines():
-        if line and not line.startswith("#"):
-            names.add(line.split("{", 1)[0].split(" ", 1)[0])
-    return names
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {sample.name for family in text_string_to_metric_families(exposition)
+            for sample in family.samples}

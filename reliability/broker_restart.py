@@ -15,6 +15,7 @@ from reliability.harness import collect_scores
 from reliability.scenario import (
     FAST_FAILOVER_ENV,
     Report,
+    check_producer,
     scenario_settings,
     start_producer,
     stop_process,
@@ -54,9 +55,7 @@ def run_broker_restart(
         time.sleep(down_s)
         broker.start()
         outage_s = time.monotonic() - t_stop
-        producer.wait(timeout=600)
-        report.check(producer.returncode == 0, f"producer exited {producer.returncode}: "
-                     f"{(work_dir / 'producer.log').read_text(errors='replace')[-300:]}")
+        check_producer(report, producer, work_dir / "producer.log", 600)
         expected = valid_tx_ids(settings)
         scores = collect_scores(settings, expected, timeout_s=300)
         alive = worker.alive()

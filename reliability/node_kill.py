@@ -19,6 +19,7 @@ from infra.settings import Settings
 from reliability.harness import collect_scores
 from reliability.scenario import (
     Report,
+    check_producer,
     duplicate_copies_agree,
     scenario_settings,
     start_producer,
@@ -76,9 +77,7 @@ def run_node_kill(
             time.sleep(down_s)
             cluster.restart(victim)
             back_at = time.time()
-            producer.wait(timeout=900)
-            report.check(producer.returncode == 0, f"producer exited {producer.returncode}: "
-                         f"{(work_dir / 'producer.log').read_text(errors='replace')[-300:]}")
+            check_producer(report, producer, work_dir / "producer.log", 900)
             expected = valid_tx_ids(settings)
             scores = collect_scores(settings, expected, timeout_s=300)
             alive = worker.alive()

@@ -161,6 +161,14 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait(timeout=10)
 
 
+def check_producer(report: Report, producer: subprocess.Popen[bytes], log_path: Path,
+                   timeout_s: float) -> None:
+    """Wait for a scenario's producer; a non-zero exit is a problem, with its log's end."""
+    producer.wait(timeout=timeout_s)
+    report.check(producer.returncode == 0, f"producer exited {producer.returncode}: "
+                 f"{log_path.read_text(errors='replace')[-300:]}")
+
+
 def world_args(n_tx: int, seed: int) -> list[str]:
     """Simulator options for about ``n_tx`` transactions (~2.4 per card per day)."""
     customers = max(200, n_tx // 60)
