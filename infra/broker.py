@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -145,8 +145,13 @@ class LocalBroker:
         advertised_host: str = "127.0.0.1",
         security: BrokerSecurity | None = None,
         cluster_id: str | None = None,
+        launcher: Sequence[str] = (),
     ) -> None:
         self.home = home.resolve()
+        self.launcher = list(launcher)
+        """Prefix of the broker's command, e.g. ``ip netns exec HOST`` to run it on a host of
+        its own (``reliability.netns``): it then listens on ``advertised_host``, on that
+        host's own ports, and the ports of this machine are not checked."""
         self.cluster_id = cluster_id
         """The KRaft cluster id its storage is formatted with (None: a new one); the nodes of
         one cluster share it (``infra.cluster``)."""
@@ -183,9 +188,10 @@ class LocalBroker:
 
     def properties(self) -> dict[str, str]:
         props = dict(SINGLE_NODE_PROPERTIES)
+        listen = self.advertised_host if self.launcher else "127.0.0.1"
         props.update(
             {
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+                "listeners": f"PLAINTEXT://{listen}:{self.port},"
                 f"CONTROLLER://127.0.0.1:{self.controller_port}",
                 "advertised.listeners": f"PLAINTEXT://{self.bootstrap}",
                 "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -244,12 +250,12 @@ class LocalBroker:
         """Start the broker in the background and return its bootstrap address once it answers
         (``wait=False``: at once; a cluster's first node cannot answer before a quorum of its
         controllers runs, so ``infra.cluster`` starts every node, then waits)."""
-        if not port_is_free(self.port):
+        if not self.launcher and not port_is_free(self.port):
             raise FraudstreamError(
                 f"port {self.port} is already in use on 127.0.0.1: stop what holds it or choose "
                 "another with --port"
             )
-        if not port_is_free(self.controller_port):
+        if not self.launcher and not port_is_free(self.controller_port):
             self.controller_port = free_port()
         self._write_config()
         self.format_storage()
@@ -265,7 +271,7 @@ class LocalBroker:
         ]
         stdout = (self.log_dir / "stdout.log").open("ab")
         self.process = subprocess.Popen(
-            cmd,
+            [*self.launcher, *cmd],
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -244,6 +244,10 @@ class Settings(BaseSettings):
     app_id: str = "fraudstream"
     store: str = "rocksdb://"
     web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = "127.0.0.1"
+    """Address the worker's dashboard and /metrics listen on. Loopback by default (nothing
+    is exposed by accident); a worker on a host of its own that Prometheus scrapes from
+    elsewhere needs its host's address, or ``0.0.0.0``."""
     model: str = "logreg"
     processing_mode: Literal["event", "microbatch", "envelope"] = "event"
     microbatch_size: int = Field(default=200, ge=1)

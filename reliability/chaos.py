@@ -8,6 +8,8 @@ broker, does something unpleasant to it and reads back what came out of Kafka:
 * ``broker-restart``: stop and restart the broker under a running producer and worker;
 * ``leader-kill`` / ``controller-kill``: on a 3-node cluster, SIGKILL the node leading the most
   partitions (or the active controller) under a running producer and worker, restart it;
+* ``link-cut``: two workers on hosts of their own (network namespaces), one host's link cut
+  under load and restored later (``reliability.link_cut``; needs root);
 * ``backpressure``: produce three times faster than the worker can score, watch lag drain;
 * ``sasl``: the whole pipeline on a SASL_SSL + SCRAM-SHA-512 broker, plus refused clients;
 * ``integrity``: a tampered model snapshot at start.
@@ -39,6 +41,7 @@ from infra.settings import Settings
 from reliability.backpressure import run_backpressure
 from reliability.bad_input import run_bad_input
 from reliability.broker_restart import run_broker_restart
+from reliability.link_cut import run_link_cut
 from reliability.model_integrity import run_integrity
 from reliability.node_kill import run_node_kill
 from reliability.sasl_check import run_sasl_check
@@ -46,7 +49,7 @@ from reliability.scenario import Report
 from reliability.worker_crash import run_worker_crash
 
 SCENARIOS = ("bad-input", "crash", "broker-restart", "leader-kill", "controller-kill",
-             "backpressure", "sasl", "integrity")
+             "link-cut", "backpressure", "sasl", "integrity")
 
 
 @contextlib.contextmanager
@@ -102,6 +105,9 @@ def chaos(
         if f"{target}-kill" in chosen:
             emit(run_node_kill(base.cache_dir, out / f"{stamp}-{target}-kill", target=target,
                                n_tx=size(30_000), seed=seed))
+    if "link-cut" in chosen:
+        emit(run_link_cut(base.cache_dir, out / f"{stamp}-link-cut", n_tx=size(30_000),
+                          seed=seed))
     if "sasl" in chosen:
         emit(run_sasl_check(base.cache_dir, out / f"{stamp}-sasl", n_tx=size(5_000)))
     if "integrity" in chosen:

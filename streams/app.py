@@ -31,6 +31,7 @@ from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
 from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
+from streams.lease import Lease
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
 from streams.published import read_published
@@ -97,7 +98,7 @@ class FraudApp:
                if instance_id else {}),
             web_enabled=settings.web_port > 0,
             web_port=settings.web_port or 6066,
-            web_bind="127.0.0.1",
+            web_bind=settings.web_host,
             web_in_thread=False,
             producer_linger_ms=settings.producer_linger_ms,
             producer_max_batch_size=256 * 1024,
@@ -170,6 +171,10 @@ class FraudApp:
         """Held while an agent hands its results to the producer: the two agents' sends never
         interleave, so each one's CPU time can be told apart from the other's."""
         self.started_mono = time.monotonic()
+        self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
+                           settings.kafka.heartbeat_interval_ms / 1000)
+        """Renewed by every answered heartbeat: a worker cut off from its coordinator for
+        longer than its session holds its events instead of scoring them (``streams.lease``)."""
         self._wire()
 
     # ---------------------------------------------------------------------------------
@@ -379,15 +384,18 @@ class FraudApp:
                 await self.shared.ready.wait()
             if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
-                    await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
+                    if await self._lease_allows(1):
+                        await self._send(self.processor.score([self._record(event)]),
+                                         self.tx_dlq)
                 return
             # A micro-batch of messages, or of envelopes: the processor reads and writes each
             # card once per batch, so several envelopes of a partition cost one card write
             size, within = ((s.microbatch_size, s.microbatch_within_s) if mode == "microbatch"
                             else (s.envelope_batch, ENVELOPE_WITHIN_S))
             async for events in stream.take_events(size, within):
-                await self._send(self.processor.score([self._record(e) for e in events]),
-                                 self.tx_dlq)
+                if await self._lease_allows(len(events)):
+                    await self._send(self.processor.score([self._record(e) for e in events]),
+                                     self.tx_dlq)
 
         @app.agent(self.labels_topic, concurrency=1)
         async def learn_labels(stream: faust.StreamT) -> None:
@@ -395,8 +403,9 @@ class FraudApp:
             if self.shared is not None:
                 await self.shared.ready.wait()
             async for events in stream.take_events(500, 0.05):
-                await self._send(self.processor.learn([self._record(e) for e in events]),
-                           self.labels_dlq)
+                if await self._lease_allows(len(events)):
+                    await self._send(self.processor.learn([self._record(e) for e in events]),
+                                     self.labels_dlq)
 
         @app.task
         async def follow_terminals() -> None:
@@ -486,6 +495,8 @@ class FraudApp:
             assigned = args[0] if args else kwargs.get("assigned", set())
             mine = {tp.partition for tp in assigned if tp.topic == t.transactions}
             self.telemetry.assignments.inc()
+            self.lease.install(self.app.consumer)
+            self.lease.renew()
             self.processor.invalidate(mine)
             self.processor.clock.reading = set(mine)  # until the first alignment tick
             if mine:  # the daily alert budget is shared by the partitions' owners
@@ -496,6 +507,17 @@ class FraudApp:
         register_views(self)
 
     # ---------------------------------------------------------------------------------
+    async def _lease_allows(self, n_events: int) -> bool:
+        """Whether an agent may process the ``n_events`` it holds (``streams.lease``)."""
+        lease = self.lease
+        if lease.held():
+            return True
+        waits, dropped = lease.waits, lease.dropped
+        ok = await lease.allows(lambda: bool(self.app.rebalancing), n_events)
+        self.telemetry.lease_waits.inc(lease.waits - waits)
+        self.telemetry.lease_dropped.inc(lease.dropped - dropped)
+        return ok
+
     def assigned_source(self) -> set[Any]:
         with contextlib.suppress(Exception):
             return {tp for tp in self.app.consumer.assignment()

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,11 @@ class WorkerProcess:
 
     def __init__(
         self, settings: Settings, worker_id: str, log_dir: Path, web_port: int | None = None,
-        extra_env: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None, launcher: Sequence[str] = (),
     ) -> None:
         self.worker_id = worker_id
+        self.launcher = list(launcher)
+        """Prefix of the command, e.g. ``ip netns exec HOST`` to run it on another host."""
         self.web_port = web_port or free_port()
         self.settings = settings.model_copy(update={"web_port": self.web_port})
         self.log_path = Path(log_dir) / f"worker-{worker_id}.log"
@@ -47,7 +49,7 @@ class WorkerProcess:
         log = self.log_path.open("ab")
         env = child_env(self.settings, OMP_NUM_THREADS="1", **self.extra_env)
         self.process = subprocess.Popen(
-            [*FRAUDSTREAM, "worker", "--worker-id", self.worker_id, "--loglevel", "INFO"],
+            [*self.launcher, *FRAUDSTREAM, "worker", "--worker-id", self.worker_id, "--loglevel", "INFO"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
         )
@@ -56,7 +58,8 @@ class WorkerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        host = self.settings.web_host
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.web_port}"
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -22,6 +22,9 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
         "mode": fraud.settings.processing_mode,
         "uptime_s": now - fraud.started_at,
         "replica_ready": fraud.replica.ready.is_set(),
+        "partitions": sorted(tp.partition for tp in fraud.assigned_source()),
+        "lease": {"hooked": fraud.lease.installed, "held": fraud.lease.held(),
+                  "heard_s_ago": fraud.lease.clock() - fraud.lease.renewed},
         "terminals": len(fraud.replica.states),
         "series": list(t.series),
         "workers": [
