@@ -64,7 +64,10 @@ def test_a_worker_cut_off_hands_over_loses_nothing_and_rejoins(tmp_path: Path) -
     moved = figures["w1's partitions assigned to w0 after (s)"]
     assert moved is not None and moved < 20.0  # within the cut: session 10 s + a rebalance
     assert figures["w0's first score on w1's partitions after the cut (s)"] is not None
-    assert figures["w1 scoring again after the link came back (s)"] is not None
+    assert figures["w1 rejoined (new assignment) after the link came back (s)"] is not None
+    assert figures["w1's first new score after the link came back (s)"] is not None
+    assert figures["w1's copies of duplicated transactions, by when w1 scored them"][
+        "zombie: after its lease ran out, before it rejoined"] == 0
     assert figures["w1's partitions after rejoining"]
     assert figures["both workers survived"] is True
     assert not report.problems, report.problems
