@@ -171,11 +171,6 @@ class FraudApp:
         """Held while an agent hands its results to the producer: the two agents' sends never
         interleave, so each one's CPU time can be told apart from the other's."""
         self.started_mono = time.monotonic()
-        self._reread_known = asyncio.Event()
-        """Clear while the worker reads back which re-read messages already have a score or a
-        dead letter out: the agents wait, since what they would process meanwhile is exactly
-        what the read-back is for (``_before_reread``)."""
-        self._reread_known.set()
         self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
                            settings.kafka.heartbeat_interval_ms / 1000)
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
@@ -323,20 +318,8 @@ class FraudApp:
 
     async def _before_reread(self, starts: dict[Any, int]) -> None:
         """Before re-reading, learn which of those messages already have a score or a dead
-        letter out (read together: both are on the path to the first score).
-
-        Faust seeks twice after an assignment (once before its table recovery, once after),
-        and resumes the flow of messages in between, so the agents would otherwise process
-        re-read transactions while this runs, against an empty map. Measured with
-        ``reliability.link_cut``: a worker that rejoined scored again, with its own model,
-        transactions whose scores were already out, in the 0.2-0.8 s of its second
-        read-back. The agents therefore wait until it is done (at most the read-back's
-        30 s budget; it degrades to re-scoring, never blocks for good)."""
-        self._reread_known.clear()
-        try:
-            await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
-        finally:
-            self._reread_known.set()
+        letter out (read together: both are on the path to the first score)."""
+        await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
 
     async def _load_published(self, starts: dict[Any, int]) -> None:
         """Which re-read transactions already have a score out (``streams.published``)."""
@@ -401,7 +384,7 @@ class FraudApp:
                 await self.shared.ready.wait()
             if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
-                    if await self._may_process(1):
+                    if await self._lease_allows(1):
                         await self._send(self.processor.score([self._record(event)]),
                                          self.tx_dlq)
                 return
@@ -410,7 +393,7 @@ class FraudApp:
             size, within = ((s.microbatch_size, s.microbatch_within_s) if mode == "microbatch"
                             else (s.envelope_batch, ENVELOPE_WITHIN_S))
             async for events in stream.take_events(size, within):
-                if await self._may_process(len(events)):
+                if await self._lease_allows(len(events)):
                     await self._send(self.processor.score([self._record(e) for e in events]),
                                      self.tx_dlq)
 
@@ -420,7 +403,7 @@ class FraudApp:
             if self.shared is not None:
                 await self.shared.ready.wait()
             async for events in stream.take_events(500, 0.05):
-                if await self._may_process(len(events)):
+                if await self._lease_allows(len(events)):
                     await self._send(self.processor.learn([self._record(e) for e in events]),
                                      self.labels_dlq)
 
@@ -524,12 +507,8 @@ class FraudApp:
         register_views(self)
 
     # ---------------------------------------------------------------------------------
-    async def _may_process(self, n_events: int) -> bool:
-        """Whether an agent may process the ``n_events`` it holds: not before a read-back of
-        what is already out is done (``_before_reread``), and not while this worker's lease
-        on its partitions has run out (``streams.lease``)."""
-        if not self._reread_known.is_set():
-            await self._reread_known.wait()
+    async def _lease_allows(self, n_events: int) -> bool:
+        """Whether an agent may process the ``n_events`` it holds (``streams.lease``)."""
         lease = self.lease
         if lease.held():
             return True
