@@ -384,18 +384,17 @@ class FraudApp:
                 await self.shared.ready.wait()
             if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
-                    if await self._lease_allows(1):
-                        await self._send(self.processor.score([self._record(event)]),
-                                         self.tx_dlq)
+                    await self._wait_for_lease(1)
+                    await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
                 return
             # A micro-batch of messages, or of envelopes: the processor reads and writes each
             # card once per batch, so several envelopes of a partition cost one card write
             size, within = ((s.microbatch_size, s.microbatch_within_s) if mode == "microbatch"
                             else (s.envelope_batch, ENVELOPE_WITHIN_S))
             async for events in stream.take_events(size, within):
-                if await self._lease_allows(len(events)):
-                    await self._send(self.processor.score([self._record(e) for e in events]),
-                                     self.tx_dlq)
+                await self._wait_for_lease(len(events))
+                await self._send(self.processor.score([self._record(e) for e in events]),
+                                 self.tx_dlq)
 
         @app.agent(self.labels_topic, concurrency=1)
         async def learn_labels(stream: faust.StreamT) -> None:
@@ -403,9 +402,9 @@ class FraudApp:
             if self.shared is not None:
                 await self.shared.ready.wait()
             async for events in stream.take_events(500, 0.05):
-                if await self._lease_allows(len(events)):
-                    await self._send(self.processor.learn([self._record(e) for e in events]),
-                                     self.labels_dlq)
+                await self._wait_for_lease(len(events))
+                await self._send(self.processor.learn([self._record(e) for e in events]),
+                                 self.labels_dlq)
 
         @app.task
         async def follow_terminals() -> None:
@@ -507,16 +506,15 @@ class FraudApp:
         register_views(self)
 
     # ---------------------------------------------------------------------------------
-    async def _lease_allows(self, n_events: int) -> bool:
-        """Whether an agent may process the ``n_events`` it holds (``streams.lease``)."""
+    async def _wait_for_lease(self, n_events: int) -> None:
+        """Wait while this worker's lease on its partitions is out (``streams.lease``)."""
         lease = self.lease
         if lease.held():
-            return True
-        waits, dropped = lease.waits, lease.dropped
-        ok = await lease.allows(lambda: bool(self.app.rebalancing), n_events)
+            return
+        waits, released = lease.waits, lease.released
+        await lease.allows(lambda: bool(self.app.rebalancing), n_events)
         self.telemetry.lease_waits.inc(lease.waits - waits)
-        self.telemetry.lease_dropped.inc(lease.dropped - dropped)
-        return ok
+        self.telemetry.lease_released.inc(lease.released - released)
 
     def assigned_source(self) -> set[Any]:
         with contextlib.suppress(Exception):

