@@ -29,6 +29,12 @@ TRANSACTION = "transaction"
 LABEL = "label"
 ENVELOPE = "envelope"
 
+DELAYED = "delayed"
+"""A label's usual source: a chargeback, or the feedback window passing without a dispute."""
+FEEDBACK = "feedback"
+"""A label found by investigators checking an alerted card (``producers.investigation``)."""
+LABEL_SOURCES = (DELAYED, FEEDBACK)
+
 
 class InvalidEvent(ValueError):
     """An event that breaks the contract; ``reason`` says which rule, in one line."""
@@ -67,25 +73,32 @@ class Label(msgspec.Struct, frozen=True, gc=False):
     fraud: int
     known_at: float
     produced_at: float
+    source: str = DELAYED
+    """``delayed`` or ``feedback``; optional on the wire, where its absence means delayed."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "v": SCHEMA_VERSION, "type": LABEL, "tx_id": self.tx_id,
             "customer_id": self.customer_id, "terminal_id": self.terminal_id,
             "tx_ts": self.tx_ts, "fraud": self.fraud, "known_at": self.known_at,
             "produced_at": self.produced_at,
         }
+        if self.source != DELAYED:
+            body["source"] = self.source
+        return body
 
 
 _TX_KEYS = frozenset(("v", "type", "tx_id", "ts", "customer_id", "terminal_id", "amount",
                       "produced_at"))
 _LABEL_KEYS = frozenset(("v", "type", "tx_id", "customer_id", "terminal_id", "tx_ts", "fraud",
                          "known_at", "produced_at"))
+_SOURCE_KEY = frozenset(("source",))
 _ENVELOPE_KEYS = frozenset(("v", "type", "kind", "events"))
 _isfinite = math.isfinite
 
 
-def _head(obj: Any, kind: str, keys: frozenset[str]) -> None:
+def _head(obj: Any, kind: str, keys: frozenset[str],
+          optional: frozenset[str] = frozenset()) -> None:
     """Object, version, type and field set - the checks every event kind shares."""
     if type(obj) is not dict:
         raise InvalidEvent(f"{kind} is not a JSON object")
@@ -94,7 +107,7 @@ def _head(obj: Any, kind: str, keys: frozenset[str]) -> None:
         raise InvalidEvent(f"unknown schema version {v!r}" if "v" in obj else "missing field 'v'")
     if obj.get("type") != kind:
         raise InvalidEvent(f"type is {obj.get('type')!r}, expected {kind!r}")
-    if obj.keys() != keys:
+    if obj.keys() != keys and not (optional and obj.keys() == keys | optional):
         missing = sorted(keys - obj.keys())
         if missing:
             raise InvalidEvent(f"missing field {missing[0]!r}")
@@ -138,13 +151,17 @@ def parse_transaction(obj: Any) -> Transaction:
 
 def parse_label(obj: Any) -> Label:
     """A decoded JSON object -> Label, or InvalidEvent saying what is wrong."""
-    _head(obj, LABEL, _LABEL_KEYS)
+    _head(obj, LABEL, _LABEL_KEYS, _SOURCE_KEY)
     fraud = obj["fraud"]
     if type(fraud) is not int or (fraud != 0 and fraud != 1):
         raise InvalidEvent(f"fraud must be 0 or 1, got {fraud!r}")
+    source = obj.get("source", DELAYED)
+    if source != DELAYED and source != FEEDBACK:
+        raise InvalidEvent(f"source must be 'delayed' or 'feedback', got {_short(source)}")
     return Label(
         _id(obj, "tx_id"), _id(obj, "customer_id"), _id(obj, "terminal_id"),
         _number(obj, "tx_ts"), fraud, _number(obj, "known_at"), _number(obj, "produced_at"),
+        source,
     )
 
 
@@ -219,12 +236,16 @@ def transaction_prefix(
 
 
 def label_prefix(
-    tx_id: int, customer_id: int, terminal_id: int, tx_ts: float, fraud: int, known_at: float
+    tx_id: int, customer_id: int, terminal_id: int, tx_ts: float, fraud: int, known_at: float,
+    source: str = DELAYED,
 ) -> str:
+    """A delayed label is written without ``source`` (the field's default): the producer's
+    bytes stay what they were before feedback labels existed."""
+    tail = "" if source == DELAYED else f'"source":"{source}",'
     return (
         f'{{"v":1,"type":"label","tx_id":{tx_id:d},"customer_id":{customer_id:d},'
         f'"terminal_id":{terminal_id:d},"tx_ts":{tx_ts!r},"fraud":{fraud:d},'
-        f'"known_at":{known_at!r},'
+        f'"known_at":{known_at!r},{tail}'
     )
 
 
@@ -250,6 +271,6 @@ def encode_transaction(tx: Transaction) -> bytes:
 def encode_label(label: Label) -> bytes:
     prefix = label_prefix(
         label.tx_id, label.customer_id, label.terminal_id, label.tx_ts, label.fraud,
-        label.known_at,
+        label.known_at, label.source,
     )
     return finish(prefix, label.produced_at).encode()

@@ -68,6 +68,7 @@ class _LabelWire(msgspec.Struct, tag="label", **_STRICT):  # type: ignore[call-a
     fraud: Literal[0, 1]
     known_at: Time
     produced_at: Time
+    source: Literal["delayed", "feedback"] = "delayed"
 
 
 def _envelope(kind: str, event: type) -> type:
@@ -153,7 +154,7 @@ def _tx(w: _TxWire) -> Transaction:
 
 def _label(w: _LabelWire) -> Label:
     return Label(w.tx_id, w.customer_id, w.terminal_id, w.tx_ts, w.fraud, w.known_at,
-                 w.produced_at)
+                 w.produced_at, w.source)
 
 
 _TRANSACTIONS = _Kind("transaction", _TxWire, _tx, decode_transactions)

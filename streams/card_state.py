@@ -23,6 +23,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from models.features import DAY, FEATURE_NAMES, CustomerState
+from producers.events import DELAYED, FEEDBACK
 
 PENDING_TTL_DAYS = 45.0
 """A transaction whose label has not come after this long is dropped from the feature log."""
@@ -39,9 +40,23 @@ _CODEC_VERSION = 1
 _HEADER = struct.Struct("<BH5I")
 _pack = struct.pack
 
+FEEDBACK_BIT = 2
+
+
+def label_code(fraud: int, source: str) -> int:
+    """A held label's fraud flag and source in one number (``fraud + 2`` for feedback), so the
+    held labels' encoding did not change when labels got a source."""
+    return fraud | FEEDBACK_BIT if source == FEEDBACK else fraud
+
+
+def code_label(code: int) -> tuple[int, str]:
+    """``label_code``'s inverse: ``(fraud, source)``."""
+    return code & 1, FEEDBACK if code & FEEDBACK_BIT else DELAYED
+
 
 class HeldLabels:
-    """A card's labels not learned yet, ``tx_id -> [fraud, known_at]``, in one flat array.
+    """A card's labels not learned yet, ``tx_id -> [code, known_at]``, in one flat array
+    (``code``: fraud and source, ``label_code``).
 
     Why not a dict: in a replay a card can hold dozens of labels, and the card is written
     (encoded) with every one of its transactions; a dict had to be re-encoded entry by entry

@@ -22,6 +22,7 @@ import numpy as np
 from models.catalog import is_online, make_model
 from models.features import FEATURE_NAMES
 from models.registry import Registry, RegistryError, Snapshot, parse_ref
+from producers.events import DELAYED
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +171,19 @@ class ModelRuntime:
             return [float(s) for s in self.model.predict_proba_many(dicts)]
         return [float(s) for s in self.model.predict_proba_many(np.asarray(rows, dtype=float))]
 
-    def learn(self, features: Sequence[float], fraud: int) -> bool:
-        """Learn one label; True when a snapshot is due."""
+    def learn(self, features: Sequence[float], fraud: int, source: str = DELAYED) -> bool:
+        """Learn one label; True when a snapshot is due. ``source`` reaches only the models
+        that learn the label sources apart (``models.aggregate``)."""
         if not self.learn_enabled:
             return False
         vec = _plain(self.model, "learn_vec")
-        if vec is not None:
+        sourced = getattr(self.model, "uses_source", False)
+        if vec is not None and sourced:
+            vec(features, fraud, source)
+        elif vec is not None:
             vec(features, fraud)
+        elif sourced:
+            self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud, source)
         else:
             self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud)
         self.learned += 1

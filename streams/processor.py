@@ -23,7 +23,7 @@ from producers.events import Label, Transaction
 from producers.partitioning import murmur2_partition
 from producers.wire import Decoded, Reject, split_labels, split_transactions
 from streams.alert_policy import AlertPolicy, FixedThreshold
-from streams.card_state import CardState
+from streams.card_state import CardState, code_label, label_code
 from streams.dead_letters import Source
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
@@ -379,7 +379,8 @@ class Processor:
                 # own transaction, or one that arrived late): learn now, after the score
                 del card.early[tx.tx_id]
                 entry = card.pop_pending(tx.tx_id)
-                out.snapshot_due |= self._learn(card, tx.tx_id, int(held[0]), entry, held[1])
+                fraud, source = code_label(int(held[0]))
+                out.snapshot_due |= self._learn(card, tx.tx_id, fraud, entry, held[1], source)
             expired = card.expire(tx.ts)
             if expired:
                 self.telemetry.labels_expired.inc(expired)
@@ -427,7 +428,8 @@ class Processor:
             if entry is None:  # its transaction is still to come: learned when it is scored
                 continue
             del card.early[tx_id]
-            out.snapshot_due |= self._learn(card, tx_id, int(held[0]), entry, known_at)
+            fraud, source = code_label(int(held[0]))
+            out.snapshot_due |= self._learn(card, tx_id, fraud, entry, known_at, source)
             released += 1
             dirty.add(key)
             self._origin.setdefault(key, event)
@@ -557,8 +559,12 @@ class Processor:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)
             card = self._card(key)
-            if label.tx_id in card.done or label.tx_id in card.early:
+            if label.tx_id in card.done:
                 dupes += 1
+                continue
+            held = card.early.get(label.tx_id)
+            if held is not None and label.known_at >= held[1]:
+                dupes += 1  # one label per transaction: the earlier-known one wins
                 continue
             until = learn_time.get(partition)
             if until is None:
@@ -567,8 +573,10 @@ class Processor:
                 entry = card.pop_pending(label.tx_id)
                 if entry is not None:
                     late += 1
+                    if held is not None:
+                        del card.early[label.tx_id]
                     out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry,
-                                                    label.known_at)
+                                                    label.known_at, label.source)
                     dirty.add(key)
                     continue
                 early += 1  # before its transaction
@@ -576,7 +584,7 @@ class Processor:
                 clock.hold(partition, label.known_at, label.tx_id, key)
                 if not card.seen(label.tx_id):
                     early += 1
-            card.early[label.tx_id] = [label.fraud, label.known_at]
+            card.early[label.tx_id] = [label_code(label.fraud, label.source), label.known_at]
             dirty.add(key)
         self._store(dirty)
         self._flow(out)
@@ -630,7 +638,7 @@ class Processor:
                 out.resume.append(partition)
 
     def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any,
-               known_at: float) -> bool:
+               known_at: float, source: str) -> bool:
         card.mark_done(tx_id)
         self._feature_mean.update(entry.features)
         self.telemetry.observe_label(entry.score, fraud)  # rolling AUC/AP, in every mode
@@ -642,7 +650,7 @@ class Processor:
         if self.runtime.learn_enabled:
             self._learned += 1  # counted once per batch (``_count_learned``)
         started = self.stages.start()
-        due = self.runtime.learn(entry.features, fraud)
+        due = self.runtime.learn(entry.features, fraud, source)
         self.stages.stop("model", started)
         return due
 

@@ -59,6 +59,17 @@ def test_round_trip_through_encoders() -> None:
     assert tx.to_dict() == TX and label.to_dict() == LB
 
 
+def test_a_label_source_is_optional_and_round_trips() -> None:
+    """Absent means delayed (the producer's bytes are unchanged); feedback is written out."""
+    assert ev.parse_label(LB).source == ev.DELAYED
+    assert b"source" not in ev.encode_label(ev.parse_label(LB))
+    feedback = ev.parse_label(_set(LB, "source", "feedback"))
+    assert feedback.source == ev.FEEDBACK and feedback.to_dict() == _set(LB, "source", "feedback")
+    assert ev.parse_label(json.loads(ev.encode_label(feedback))) == feedback
+    assert ev.parse_label(_set(LB, "source", "delayed")) == ev.parse_label(LB)
+    assert not schema_errors("label", _set(LB, "source", "feedback"))
+
+
 def _set(obj: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(obj)
     out[key] = value
@@ -90,6 +101,8 @@ MALFORMED_LABEL = [
     ("fraud must be 0 or 1", _set(LB, "fraud", True)),
     ("missing field 'known_at'", _drop(LB, "known_at")),
     ("unknown schema version", _set(LB, "v", 0)),
+    ("source must be 'delayed' or 'feedback'", _set(LB, "source", "rumour")),
+    ("source must be 'delayed' or 'feedback'", _set(LB, "source", None)),
 ]
 
 

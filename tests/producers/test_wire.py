@@ -18,7 +18,8 @@ def _raw(obj: Any) -> bytes:
 
 def test_valid_events_decode_to_the_same_objects() -> None:
     for obj, split, slow in ((TX, split_transactions, ev.decode_transactions),
-                             (LB, split_labels, ev.decode_labels)):
+                             (LB, split_labels, ev.decode_labels),
+                             (_set(LB, "source", "feedback"), split_labels, ev.decode_labels)):
         envelope = {"v": 1, "type": "envelope", "kind": obj["type"], "events": [obj, obj]}
         for message in (obj, envelope):
             decoded = split(_raw(message))
