@@ -202,6 +202,57 @@ def delay(
     Console().print(table)
 
 
+def feedback(
+    days: int = typer.Option(70, "--days", help="Simulated days."),
+    customers: int = typer.Option(1000, "--customers", help="Customers (terminals: twice)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the simulated world."),
+    model: str = typer.Option("sgd_logreg", "--model", help="The online model (alone, and "
+                              "twice in the aggregation): sgd_logreg or logreg_x."),
+    budget: int = typer.Option(None, "--budget", help="Cards investigated (and alerted) a "
+                               "day; default customers / 50, i.e. 100 for 5,000 cards."),
+    hours: float = typer.Option(4.0, "--hours", help="Hours from an alert to its labels."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Weight of the feedback model's score."),
+    eval_from_day: int = typer.Option(28, "--eval-from-day", help="First evaluated day."),
+    day_seconds: float = typer.Option(3.0, "--day-seconds", help="Pipeline: wall-clock "
+                                      "seconds per simulated day."),
+    offline_only: bool = typer.Option(False, "--offline-only", help="Skip the pipeline runs."),
+    out: Path = typer.Option(None, "--out", help="Write report.md and feedback.png here."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Investigators' feedback: delayed labels only, feedback in one model, aggregation.
+
+    CP@k of the daily alerts and AP, through the pipeline (worker + investigators, replayed in
+    event time) beside the offline replay.
+    """
+    import json
+
+    from benchmarks.feedback import FeedbackArgs, run_feedback, write_report
+    from benchmarks.parity import jsonable
+    from infra.settings import get_settings
+
+    args = FeedbackArgs(days, customers, seed, model, budget, hours, alpha, eval_from_day,
+                        pipeline=not offline_only, day_seconds=day_seconds)
+    args.validate()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = run_feedback(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))
+    if out is not None:
+        typer.echo(f"report: {write_report(result, out, _command_line())}", err=True)
+    if as_json:
+        print(json.dumps(jsonable(result)), flush=True)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    k = result["k"]
+    table = Table(title=f"feedback ({result['source']}) · CP@{k} ceiling "
+                  f"{result['ceiling']:.3f}", title_justify="left")
+    for col in ("contender", f"CP@{k}", "AP", "AUC"):
+        table.add_column(col, justify="left" if col == "contender" else "right")
+    for r in result["runs"]:
+        table.add_row(r["name"], f"{r['cp_at_100']:.3f}", f"{r['ap']:.3f}", f"{r['auc']:.3f}")
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``bench`` (a group whose callback is the full benchmark) and ``bench parity``."""
     group = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
@@ -209,4 +260,5 @@ def register(app: typer.Typer) -> None:
     group.command("parity")(parity)
     group.command("drift")(drift)
     group.command("delay")(delay)
+    group.command("feedback")(feedback)
     app.add_typer(group, name="bench")

@@ -172,13 +172,16 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
 
 
 def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
-              tx_ids: np.ndarray, log_dir: Path, log: parity_run.Log) -> np.ndarray:
-    """A trainer and one worker up first, then the file replayed in event time; returns the
-    score of each transaction as read from ``scores``."""
+              tx_ids: np.ndarray, log_dir: Path, log: parity_run.Log,
+              helpers: tuple[tuple[str, list[str]], ...] | None = None) -> np.ndarray:
+    """The helper processes (by default a trainer) and one worker up first, then the file
+    replayed in event time; returns the score of each transaction as read from ``scores``."""
     from infra.settings import child_env
     from infra.topics import ensure_worker_topics
     from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 
+    if helpers is None:
+        helpers = (("trainer", [*FRAUDSTREAM, "trainer"]),)
     ensure_worker_topics(settings)
     log_dir.mkdir(parents=True, exist_ok=True)
     n = len(tx_ids)
@@ -186,9 +189,10 @@ def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
     worker = WorkerProcess(settings, "w0", log_dir)
     collector = parity_run.ScoreCollector(settings, tx_ids)
     try:
-        with (log_dir / "trainer.log").open("ab") as tlog:
-            procs.append(subprocess.Popen([*FRAUDSTREAM, "trainer"], env=child_env(settings),
-                                          stdout=tlog, stderr=subprocess.STDOUT))
+        for name, command in helpers:
+            with (log_dir / f"{name}.log").open("ab") as hlog:
+                procs.append(subprocess.Popen(command, env=child_env(settings), stdout=hlog,
+                                              stderr=subprocess.STDOUT))
         worker.start()
         worker.wait_ready(timeout_s=parity_run.STARTUP_ALLOWANCE_S)
         with (log_dir / "replay.log").open("ab") as rlog:

@@ -231,6 +231,26 @@ def chart_bars(labels: list[str], values: list[float], colors: list[str], title:
     _save(fig, path)
 
 
+def chart_feedback(rows: list[dict[str, Any]], ceiling: float, k: int, title: str,
+                   path: Path) -> None:
+    """CP@k and AP side by side per contender, the CP@k of a perfect ranking as a line."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = list(range(len(rows)))
+    for shift, key, label, color in ((-0.2, "cp_at_100", f"CP@{k}", "#1f77b4"),
+                                     (0.2, "ap", "AP", "#ff7f0e")):
+        values = [r[key] for r in rows]
+        ax.bar([i + shift for i in x], values, width=0.4, label=label, color=color)
+        for i, v in zip(x, values, strict=True):
+            ax.annotate(f"{v:.3f}", (i + shift, v), ha="center", va="bottom", fontsize=7)
+    ax.axhline(ceiling, color="red", ls="--", lw=1, label=f"CP@{k} ceiling {ceiling:.3f}")
+    ax.set_xticks(x, [r["name"] for r in rows], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
+
+
 def chart_latency(points: list[dict[str, Any]], path: Path, target_ms: float) -> None:
     """Drain rate (capacity) against p99 latency at the fixed load, per processing mode."""
     fig, ax = plt.subplots(figsize=(7, 4.5))

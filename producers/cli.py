@@ -1,4 +1,4 @@
-"""``fraudstream simulate | produce | replay``: the producers' commands.
+"""``fraudstream simulate | produce | replay | investigate``: the producers' commands.
 
 Argument errors surface as Typer's BadParameter or as ``FraudstreamError`` (one line, exit 2);
 nothing a user types should end in a traceback.
@@ -339,8 +339,49 @@ def replay(
     )
 
 
+def investigate(
+    data: Annotated[Path, typer.Option(help="The world's file (CSV or Parquet, with a fraud "
+                                            "column): the investigators' ground truth.")],
+    budget: Annotated[int, typer.Option(min=1, help="Cards investigated per event-time day.")] = 100,
+    hours: Annotated[float, typer.Option(min=0, help="Hours from an alert to its case's "
+                                                     "labels (event time).")] = 4.0,
+    lookback_days: Annotated[float, typer.Option(min=0, help="An investigated card's "
+                                                             "transactions labelled back this "
+                                                             "far before the alert.")] = 1.0,
+    group: Annotated[str, typer.Option(help="Consumer group on the alerts topic.")] = "",
+    idle_exit: Annotated[float | None, typer.Option(min=0.1, help="Exit after this many "
+                                                               "seconds without an alert "
+                                                               "(default: run until Ctrl-C).")] = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Investigators: read alerts, label the alerted cards' recent transactions (feedback)."""
+    from rich.console import Console
+
+    from producers.investigate import GROUP
+    from producers.investigate import investigate as run
+    from producers.investigation import CardHistory, Investigator
+    from producers.reader import read_transactions
+
+    frame = read_transactions(data)
+    if "fraud" not in frame:
+        raise FraudstreamError(f"{data}: no fraud column, nothing to investigate with")
+    if "tx_id" not in frame:
+        raise FraudstreamError(f"{data}: no tx_id column, labels could not name transactions")
+    team = Investigator(CardHistory.from_frame(frame), budget=budget, hours=hours,
+                        lookback_days=lookback_days)
+    settings = _sender_settings(bootstrap)
+    console = Console(stderr=True)
+    console.print(f"investigating alerts on {settings.topics.alerts!r}: {budget} cards a day, "
+                  f"labels {hours:g} h after each alert, on {settings.topics.labels!r}")
+    report = run(settings, team, group=group or GROUP, idle_exit_s=idle_exit)
+    typer.echo(f"alerts {report.alerts:,}  cases {report.cases:,}  refused (budget) "
+               f"{report.refused:,}  feedback labels {report.labels:,} ({report.frauds:,} "
+               f"frauds)  malformed alerts {report.malformed:,}")
+
+
 def register(app: typer.Typer) -> None:
     """Mount the producers' commands on the ``fraudstream`` app."""
     app.command("simulate")(simulate)
     app.command("produce")(produce)
     app.command("replay")(replay)
+    app.command("investigate")(investigate)

@@ -14,7 +14,8 @@ offline replays of ``benchmarks.feedback``):
   alerts of further cards that day are not investigated.
 - An alert of a card not already under investigation opens a case, closed ``hours`` after the
   alerted transaction (event time): the card's transactions from ``lookback_days`` before the
-  alert up to the close get their true label then (``known_at`` = close), ``source="feedback"``.
+  alert up to (not including) the close get their true label then (``known_at`` = close,
+  ``source="feedback"``).
   Another alert of the same card before the close joins the open case (no new labels, no
   budget); after the close it opens a new case (its labels: what the first one did not cover).
 - Each transaction is labelled by feedback at most once; the truth comes from the simulator's
@@ -75,14 +76,14 @@ class CardHistory:
                    df["fraud"].to_numpy(np.int8)[order])
 
     def rows(self, card_id: int, since: float, until: float) -> range:
-        """Row positions of the card's transactions with ``since <= ts <= until``."""
+        """Row positions of the card's transactions with ``since <= ts < until``."""
         c = int(np.searchsorted(self.cards, card_id))
         if c >= len(self.cards) or self.cards[c] != card_id:
             return range(0)
         lo, hi = int(self.starts[c]), int(self.starts[c + 1])
         ts = self.ts[lo:hi]
         first = lo + int(np.searchsorted(ts, since, side="left"))
-        last = lo + int(np.searchsorted(ts, until, side="right"))
+        last = lo + int(np.searchsorted(ts, until, side="left"))
         return range(first, last)
 
 
