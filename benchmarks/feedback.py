@@ -159,8 +159,42 @@ def figures(args: FeedbackArgs, data: Any, scores: dict[str, np.ndarray]) -> lis
     return rows
 
 
+def feedback_published(settings: Settings) -> dict[str, int]:
+    """The feedback labels on the run's ``labels`` topic: how many, distinct transactions,
+    frauds among those (read to the end offsets, outside any group)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from producers.events import FEEDBACK
+    from producers.wire import split_labels
+
+    topic = settings.topics.labels
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+                             **settings.kafka.kafka_python_kwargs())
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        labels, frauds, seen = 0, 0, set()
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500, max_records=20_000).values():
+                for record in records:
+                    for label in split_labels(record.value).events:
+                        if label.source == FEEDBACK:
+                            labels += 1
+                            if label.tx_id not in seen:
+                                seen.add(label.tx_id)
+                                frauds += label.fraud
+        return {"feedback_labels_published": labels, "feedback_transactions": len(seen),
+                "feedback_frauds": frauds}
+    finally:
+        consumer.close()
+
+
 def pipeline_scores(args: FeedbackArgs, frame: pd.DataFrame, tx_ids: np.ndarray,
-                    base: Settings, log: parity_run.Log) -> dict[str, np.ndarray]:
+                    base: Settings, log: parity_run.Log,
+                    published: dict[str, dict[str, int]] | None = None,
+                    ) -> dict[str, np.ndarray]:
     """Each contender through a broker, a worker and (with feedback) the investigators."""
     from benchmarks.drift import paced_run
     from streams.demo_processes import FRAUDSTREAM
@@ -189,6 +223,8 @@ def pipeline_scores(args: FeedbackArgs, frame: pd.DataFrame, tx_ids: np.ndarray,
                 try:
                     out[name] = paced_run(settings, path, args.envelope, DAY / args.day_seconds,
                                           tx_ids, run_dir / "logs", log, helpers=helpers)
+                    if published is not None:
+                        published[name] = feedback_published(settings)
                 finally:
                     parity_run.delete_run_topics(settings, log)
     finally:
@@ -222,11 +258,13 @@ def run_feedback(args: FeedbackArgs, base: Settings, log: parity_run.Log = print
     }
     result["runs"] = offline
     if args.pipeline:
-        pipe = pipeline_scores(args, frame, tx_ids, base, log)
+        published: dict[str, dict[str, int]] = {}
+        pipe = pipeline_scores(args, frame, tx_ids, base, log, published)
         rows = figures(args, data, pipe)
         for row in rows:
             twin = next(o for o in offline if o["name"] == row["name"])
             row["offline_ap"], row["offline_cp_at_100"] = twin["ap"], twin["cp_at_100"]
+            row.update(published.get(row["name"], {}))
         result["runs"], result["source"] = rows, "pipeline"
     base_row = next(r for r in result["runs"] if r["name"] == DELAYED_ONLY)
     result["gain"] = {r["name"]: {"cp_at_100": r["cp_at_100"] - base_row["cp_at_100"],

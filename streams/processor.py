@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 
 from models.explain import FeatureMean, reasons
 from models.features import customer_features, customer_window_features, time_features
-from producers.events import Label, Transaction
+from producers.events import FEEDBACK, Label, Transaction
 from producers.partitioning import murmur2_partition
 from producers.wire import Decoded, Reject, split_labels, split_transactions
+from streams.alert_log import AlertLog
 from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState, code_label, label_code
 from streams.dead_letters import Source
@@ -153,6 +154,8 @@ class Processor:
         self._latencies: list[float] = []  # of the batch's scores, observed together
         self.stages = StageTimes()
         """CPU time per stage (``streams.stage_times``); the app adds its sends to it."""
+        self.alert_log = AlertLog()
+        """The recent alerts and their labels, for the investigators' console."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -520,6 +523,7 @@ class Processor:
             "threshold": self.alert_policy.threshold, "model": self.runtime.label,
             "reasons": why,
         }
+        self.alert_log.record(body)
         message = (str(tx.customer_id).encode(), _dumps(body).encode())
         self.stages.stop("output", started)
         return message
@@ -553,8 +557,12 @@ class Processor:
         clock = self.clock
         learn_time: dict[int, float] = {}  # per partition, once per batch (the floor loops)
         dupes = late = early = 0  # counted once per batch: a metric update is a lock
+        now = time.time()
         for key, label, partition in labels:
             clock.read_label(partition, label.known_at)
+            if label.source == FEEDBACK:
+                self.alert_log.feedback_read(label.tx_id, label.customer_id, label.fraud,
+                                             label.known_at, now)
             if label.fraud:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)
@@ -640,6 +648,7 @@ class Processor:
     def _learn(self, card: CardState, tx_id: int, fraud: int, entry: Any,
                known_at: float, source: str) -> bool:
         card.mark_done(tx_id)
+        self.alert_log.labelled(tx_id, fraud, source, known_at)
         self._feature_mean.update(entry.features)
         self.telemetry.observe_label(entry.score, fraud)  # rolling AUC/AP, in every mode
         shared = self.shared

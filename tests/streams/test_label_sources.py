@@ -86,3 +86,19 @@ def test_models_without_sources_learn_feedback_labels_like_any_other(tmp_path: P
     proc.score([tx_rec(_Row(1, T0)), tx_rec(_Row(2, T0 + DAY))])
     proc.learn([label_rec(1, 1, T0 + 3600.0, FEEDBACK)])
     assert proc.runtime.learned == 1
+
+
+def test_the_alert_queue_shows_each_alert_with_its_label_once_learned(tmp_path: Path) -> None:
+    from streams.alert_policy import FixedThreshold
+
+    proc = make_proc(tmp_path, name="agg_sgd_logreg")
+    proc.alert_policy = FixedThreshold(0.0)  # every score alerts
+    proc.score([tx_rec(_Row(1, T0)), tx_rec(_Row(2, T0 + 60.0))])
+    proc.learn([label_rec(1, 1, T0 + 3600.0, FEEDBACK)])
+    assert [a["tx_id"] for a in proc.alert_log.recent()] == [2, 1]
+    assert "label" not in proc.alert_log.recent()[1]  # read, not learned yet
+    proc.score([tx_rec(_Row(3, T0 + 2 * 3600.0))])
+    queue = {a["tx_id"]: a for a in proc.alert_log.recent()}
+    assert queue[1]["label"] == {"fraud": 1, "source": "feedback", "known_at": T0 + 3600.0}
+    stats = proc.alert_log.stats()
+    assert (stats["feedback_labels"], stats["confirmed"], stats["by_feedback"]) == (1, 1, 1)
