@@ -190,6 +190,7 @@ class TopicSettings(BaseSettings):
     model_snapshots: str = "model-snapshots"
     heartbeats: str = "heartbeats"
     learned_examples: str = "learned-examples"
+    shadow_scores: str = "shadow-scores"
     partitions: int = Field(default=4, ge=1, le=1024)
     replication: int = Field(default=1, ge=1, le=32)
     """Replicas of every topic the project creates, the workers' changelogs included. On a
@@ -227,6 +228,7 @@ class TopicSettings(BaseSettings):
             TopicSpec(self.model_snapshots, 1, compacted=True),
             TopicSpec(self.heartbeats, 1, retention_ms=day),
             TopicSpec(self.learned_examples, p, retention_ms=60 * day),
+            TopicSpec(self.shadow_scores, p, retention_ms=7 * day),
         ]
 
 
@@ -263,6 +265,11 @@ class Settings(BaseSettings):
     tracks the matching score quantile online); ``threshold``: every score >= alert_threshold."""
     alert_budget: int = Field(default=100, ge=1)
     """Cards investigators can check per event-time day (the handbook's k = 100)."""
+    challengers: str = ""
+    """Shadow models, comma-separated catalog names (``agg_sgd_logreg,logreg_x``): each scores
+    every transaction beside the champion (``model``) and learns every label, its scores go to
+    ``shadow-scores``, never to ``scores`` or ``alerts`` (``streams.challengers``);
+    ``fraudstream promote NAME`` makes one the champion without a restart."""
     model_snapshot: str | None = None
     """Start from this registry snapshot (``NAME`` or ``NAME@VERSION``) when the worker has no
     snapshot of its own yet (warm start); see ``streams.model_runtime``."""
@@ -308,6 +315,11 @@ class Settings(BaseSettings):
     replay_on_assign: int = Field(default=1000, ge=0)
     """Messages re-read before the committed offset of a newly assigned partition (0: off);
     see ``streams.rewind``."""
+
+    def challenger_names(self) -> list[str]:
+        """``challengers`` as a list, blanks dropped, the champion left out."""
+        names = [n.strip() for n in self.challengers.split(",") if n.strip()]
+        return [n for i, n in enumerate(names) if n != self.model and n not in names[:i]]
 
     def stream_buffer(self) -> int:
         """``consumer_buffer``, or its default for the processing mode."""

@@ -24,11 +24,13 @@ import faust
 from faust.streams import _current_event
 from faust.types import EventT
 
+from fraudstream.errors import FraudstreamError
 from infra.settings import Settings
 from models.features import FEATURE_NAMES
 from models.registry import Registry
 from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
+from streams.challengers import Challengers, Contender
 from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
 from streams.lease import Lease
@@ -37,7 +39,7 @@ from streams.processor import Outgoing, Processor, Record
 from streams.published import read_published
 from streams.rewind import install_rewind
 from streams.shared_learning import SharedExamples
-from streams.telemetry import Telemetry
+from streams.telemetry import QUALITY_EVERY_S, Telemetry
 from streams.terminal_replica import TerminalReplica
 
 log = logging.getLogger(__name__)
@@ -151,6 +153,7 @@ class FraudApp:
                                            settings.alert_threshold),
         )
         self.processor.bind_event = _bind_event
+        self.challengers = self.processor.challengers = self._challengers(registry)
         self.shared: SharedExamples | None = None
         self._examples_from: dict[int, int] = {}
         if settings.learning == "shared":
@@ -176,6 +179,48 @@ class FraudApp:
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
         longer than its session holds its events instead of scoring them (``streams.lease``)."""
         self._wire()
+
+    def _challengers(self, registry: Registry) -> Challengers | None:
+        """The shadow models of ``Settings.challengers`` (``streams.challengers``), or None."""
+        s = self.settings
+        names = s.challenger_names()
+        if not names:
+            return None
+        from models.catalog import MODEL_NAMES
+
+        for name in names:
+            if name not in MODEL_NAMES:
+                raise FraudstreamError(f"unknown challenger {name!r} (FRAUDSTREAM_CHALLENGERS); "
+                                       f"choose from: {', '.join(MODEL_NAMES)}")
+        shadows = []
+        for name in names:
+            runtime = ModelRuntime(
+                name, registry, snapshot_name=f"{s.app_id}-challenger-{name}-{self.worker_id}",
+                snapshot_every=10**12,  # written with the champion's snapshots (``_snapshot``)
+                learn=s.learning in ("local", "shared"))
+            runtime.start()
+            shadows.append(Contender(runtime, make_alert_policy(
+                s.alert_policy, s.alert_budget, s.alert_threshold)))
+        champion = Contender(self.runtime, self.processor.alert_policy)
+        return Challengers(champion, shadows)
+
+    def promote(self, name: str) -> bool:
+        """Make challenger ``name`` the champion (``fraudstream promote``); False if refused."""
+        from models.registry import RegistryError
+
+        if self.challengers is None or name == self.runtime.name:
+            return False
+        try:
+            path = self.challengers.promote(name)
+        except (KeyError, RegistryError) as exc:
+            log.error("promotion of %s refused: %s", name, exc)
+            self.telemetry.promotions_refused.inc()
+            return False
+        self.processor.alert_policy = self.challengers.champion.policy
+        self.telemetry.promotions.inc()
+        self.telemetry.observe_models(self.challengers.quality())
+        log.info("champion is now %s (from %s)", self.runtime.label, path)
+        return True
 
     # ---------------------------------------------------------------------------------
     async def _send(self, out: Outgoing, dlq: faust.TopicT) -> None:
@@ -204,6 +249,8 @@ class FraudApp:
                 await send(self._scores_name, key, value, None, None, None)
             for key, value in out.alerts:
                 await send(self._alerts_name, key, value, None, None, None)
+            for key, value in out.shadow:
+                await send(self.settings.topics.shadow_scores, key, value, None, None, None)
             for key, value in out.dead:
                 await dlq.send(key=key, value=value)
             stages.add_cpu("output",
@@ -362,6 +409,10 @@ class FraudApp:
         resume = {"shared": self.shared.checkpoint()} if self.shared is not None else None
         self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap}, resume=resume)
         self.telemetry.model_version.set(self.runtime.version)
+        if self.challengers is not None:
+            for shadow in self.challengers.challengers:
+                if shadow.runtime.learn_enabled:
+                    shadow.runtime.snapshot()
 
     def _record(self, event: EventT) -> Record:
         m = event.message
@@ -473,6 +524,16 @@ class FraudApp:
             @app.task
             async def follow_model_snapshots() -> None:
                 await self._follow_snapshots()
+
+        if self.challengers is not None:
+
+            @app.task
+            async def follow_promotions() -> None:
+                await self._follow_promotions()
+
+            @app.timer(QUALITY_EVERY_S)
+            async def sample_models() -> None:
+                self.telemetry.observe_models(self.challengers.quality())  # type: ignore[union-attr]
 
         @app.task
         async def watch_event_loop() -> None:
@@ -594,6 +655,19 @@ class FraudApp:
             if version > taken["version"] and self.runtime.reload_from(note["path"]):
                 taken["version"] = version
                 self.telemetry.model_version.set(self.runtime.version)
+
+        await self._follow(self.settings.topics.model_snapshots, "earliest", on_note)
+
+    async def _follow_promotions(self) -> None:
+        """Act on ``fraudstream promote`` notes (key ``promote`` on ``model-snapshots``).
+
+        Read from the earliest: a worker restarted after a promotion whose champion snapshot
+        was not written yet applies the note again; one whose champion already is the named
+        model ignores it."""
+        def on_note(note: dict[str, Any]) -> None:
+            name = note.get("promote")
+            if isinstance(name, str):
+                self.promote(name)
 
         await self._follow(self.settings.topics.model_snapshots, "earliest", on_note)
 

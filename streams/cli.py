@@ -19,6 +19,7 @@ def settings_for(
     store: str | None = None,
     bootstrap: str | None = None,
     snapshot: str | None = None,
+    challengers: str | None = None,
 ) -> Settings:
     """The environment's settings with the command line's overrides on top."""
     from models.catalog import MODEL_NAMES
@@ -43,9 +44,16 @@ def settings_for(
     if snapshot is not None:
         parse_ref(snapshot)  # a malformed NAME@VERSION is one line now, not at model load
         update["model_snapshot"] = snapshot
+    if challengers is not None:
+        update["challengers"] = challengers
     if bootstrap is not None:
         settings = settings.with_bootstrap(bootstrap)
-    return settings.model_copy(update=update)
+    settings = settings.model_copy(update=update)
+    unknown = [n for n in settings.challenger_names() if n not in MODEL_NAMES]
+    if unknown:
+        raise FraudstreamError(f"unknown challenger {unknown[0]!r}; choose from: "
+                               f"{', '.join(MODEL_NAMES)}")
+    return settings
 
 
 def worker(
@@ -59,11 +67,14 @@ def worker(
     snapshot: str = typer.Option(
         None, help="Warm start: registry snapshot NAME[@VERSION] to start from when this "
                    "worker has no snapshot of its own (default: FRAUDSTREAM_MODEL_SNAPSHOT)."),
+    challengers: str = typer.Option(
+        None, help="Shadow models scored beside the champion, never alerting, e.g. "
+                   "agg_sgd_logreg,logreg_x (default: FRAUDSTREAM_CHALLENGERS)."),
 ) -> None:
     """Run a stream worker: score every transaction, learn from labels, serve /dashboard."""
     from streams.worker import run_worker
 
-    settings = settings_for(model, mode, web_port, store, bootstrap, snapshot)
+    settings = settings_for(model, mode, web_port, store, bootstrap, snapshot, challengers)
     run_worker(settings, worker_id, loglevel.upper())
 
 
@@ -123,7 +134,38 @@ def trainer(
     typer.echo(f"trainer stopped: {what}, last snapshot v{t.version}")
 
 
+def promote(
+    name: str = typer.Argument(help="The challenger to make champion (a catalog model name)."),
+    bootstrap: str = typer.Option(None, help="Override KAFKA_BOOTSTRAP_SERVERS."),
+) -> None:
+    """Make a challenger the champion on every worker, without a restart.
+
+    Each worker writes its live challenger as a signed snapshot, loads it back through the
+    registry's verification as its champion (a snapshot that fails is refused, the champion
+    stays) and keeps the old champion as a challenger."""
+    import json
+    import time
+
+    from infra.topics import ensure_topics
+    from models.catalog import MODEL_NAMES
+    from producers.sender import close_producer, make_producer
+
+    if name not in MODEL_NAMES:
+        raise FraudstreamError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+    settings = settings_for(bootstrap=bootstrap)
+    ensure_topics(settings)
+    producer = make_producer(settings.kafka.kafka_python_kwargs())
+    try:
+        producer.send(settings.topics.model_snapshots, key=b"promote",
+                      value=json.dumps({"promote": name, "requested_at": time.time()}).encode())
+        producer.flush(timeout=30)
+    finally:
+        close_producer(producer)
+    typer.echo(f"asked every worker to promote {name} (their /api/stats shows the champion)")
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
+    app.command("promote")(promote)
     app.command("demo")(demo)
     app.command("trainer")(trainer)

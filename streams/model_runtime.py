@@ -110,6 +110,11 @@ class ModelRuntime:
             self.version = int(snap.meta["version"])
             self.learned = int(snap.meta.get("learned", 0))
             self.resume = dict(snap.meta.get("resume") or {})
+            held = snapshot_model_name(snap)
+            if held and held != self.name and is_online(held) == self.online:
+                # a challenger was promoted into this lineage (``streams.challengers``)
+                log.info("lineage %s holds a %s model (promoted): serving it", source, held)
+                self.name = held
             log.info("loaded model %s v%d (%d labels learned)", source, self.version, self.learned)
             return True
         return False

@@ -25,6 +25,7 @@ from producers.wire import Decoded, Reject, split_labels, split_transactions
 from streams.alert_log import AlertLog
 from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState, code_label, label_code
+from streams.challengers import Challengers
 from streams.dead_letters import Source
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
@@ -61,6 +62,8 @@ class Outgoing:
     """Scores to pack into envelopes (``pack_scores``) before they are sent."""
     alerts: list[KeyValue] = field(default_factory=list)
     dead: list[KeyValue] = field(default_factory=list)
+    shadow: list[KeyValue] = field(default_factory=list)
+    """The challengers' scores (``streams.challengers``), for the ``shadow-scores`` topic."""
     snapshot_due: bool = False
     pause: list[int] = field(default_factory=list)
     """Labels partitions to stop fetching (too many labels held for them)."""
@@ -156,6 +159,8 @@ class Processor:
         """CPU time per stage (``streams.stage_times``); the app adds its sends to it."""
         self.alert_log = AlertLog()
         """The recent alerts and their labels, for the investigators' console."""
+        self.challengers: Challengers | None = None
+        """Shadow models scored beside this one, never alerting (``streams.challengers``)."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
@@ -367,6 +372,8 @@ class Processor:
         predicted = iter(self.runtime.predict_many(new) if new else ())
         self.stages.stop("model", started)
         clock = self.clock
+        shadowed: list[tuple[Transaction, list[float], float, bool]] | None = (
+            [] if self.challengers is not None else None)
         for tx, key, partition, feats, known in fresh:
             if known is None:
                 score = next(predicted)
@@ -375,7 +382,9 @@ class Processor:
                 score, feats = known
             card = self._cache[key]
             card.add_pending(tx.tx_id, tx.ts, tx.terminal_id, score, feats)
-            self._maybe_alert(tx, score, feats, out)
+            alerted = self._maybe_alert(tx, score, feats, out)
+            if shadowed is not None and known is None:
+                shadowed.append((tx, feats, score, alerted))
             held = card.early.get(tx.tx_id)
             if held is not None and clock.is_late(partition, held[1]):
                 # its label came first and its time has come (a label known the moment of its
@@ -387,6 +396,23 @@ class Processor:
             expired = card.expire(tx.ts)
             if expired:
                 self.telemetry.labels_expired.inc(expired)
+        if shadowed:
+            self._shadow(shadowed, out)
+
+    def _shadow(self, scored: list[tuple[Transaction, list[float], float, bool]],
+                out: Outgoing) -> None:
+        """The challengers score what the champion just scored (``streams.challengers``)."""
+        started = self.stages.start()
+        txs = [t for t, _, _, _ in scored]
+        shadow = self.challengers.scored(  # type: ignore[union-attr]
+            txs, [f for _, f, _, _ in scored], [s for _, _, s, _ in scored],
+            [a for _, _, _, a in scored])
+        champion = self.runtime.name
+        for tx, scores in zip(txs, shadow, strict=True):
+            body = {"v": 1, "tx_id": tx.tx_id, "customer_id": tx.customer_id, "ts": tx.ts,
+                    "champion": champion, "scores": scores}
+            out.shadow.append((str(tx.tx_id).encode(), _dumps(body).encode()))
+        self.stages.stop("model", started)
 
     def _rescore(self, card: CardState, tx: Transaction, out: Outgoing) -> None:
         """Score a seen transaction whose first score is lost (neither kept nor on Kafka).
@@ -407,11 +433,13 @@ class Processor:
         self._maybe_alert(tx, score, feats, out)
 
     def _maybe_alert(self, tx: Transaction, score: float, feats: list[float],
-                     out: Outgoing) -> None:
+                     out: Outgoing) -> bool:
         """Ask the policy about every score (a budget learns its threshold from all cards'
         daily maxima); an alert carries the score's top 3 reasons (``models.explain``)."""
         if self.alert_policy.decide(tx.customer_id, tx.ts, score):
             out.alerts.append(self._alert_message(tx, score, feats))
+            return True
+        return False
 
     def _release(self, due: list[Held], partition: int, out: Outgoing,
                  dirty: set[bytes]) -> None:
@@ -660,6 +688,8 @@ class Processor:
             self._learned += 1  # counted once per batch (``_count_learned``)
         started = self.stages.start()
         due = self.runtime.learn(entry.features, fraud, source)
+        if self.challengers is not None:
+            self.challengers.learned(tx_id, entry.features, fraud, source)
         self.stages.stop("model", started)
         return due
 

@@ -107,6 +107,22 @@ class Telemetry:
         self.lease_released = Counter("fraudstream_lease_released_events",
                                       "Held events processed because a rebalance started "
                                       "while the lease was out", registry=r)
+        self.model_auc = Gauge("fraudstream_model_rolling_auc", "Exact AUC over recent labels, "
+                               "per model (champion and challengers, streams.challengers)",
+                               ["model", "role"], registry=r)
+        self.model_ap = Gauge("fraudstream_model_rolling_ap", "Average precision over recent "
+                              "labels, per model", ["model", "role"], registry=r)
+        self.model_alert_precision = Gauge(
+            "fraudstream_model_alert_precision", "Share of frauds among the labelled "
+            "transactions a model alerted on (a challenger's alerts are never sent)",
+            ["model", "role"], registry=r)
+        self.promotions = Counter("fraudstream_promotions", "Challengers promoted to champion",
+                                  registry=r)
+        self.promotions_refused = Counter("fraudstream_promotions_refused", "Promotions refused "
+                                          "(unknown challenger, or a snapshot that did not "
+                                          "verify)", registry=r)
+        self.models: list[dict[str, Any]] = []
+        """Champion and challengers' live quality (``Challengers.quality``), for the views."""
         for topic in ("transactions", "labels"):  # every series from the start, at 0: an
             self.dlq.labels(topic)  # absent series is not a zero to PromQL (rate, alerts)
             self.dlq_repeats.labels(topic)
@@ -160,6 +176,16 @@ class Telemetry:
         self.loop_stall.observe(seconds)
         if seconds > self.loop_stall_max._value.get():
             self.loop_stall_max.set(seconds)
+
+    def observe_models(self, rows: list[dict[str, Any]]) -> None:
+        """Each model's live quality (``streams.challengers``): the gauges and the views."""
+        self.models = rows
+        for gauge, key in ((self.model_auc, "rolling_auc"), (self.model_ap, "rolling_ap"),
+                           (self.model_alert_precision, "alert_precision")):
+            gauge.clear()  # a promotion changes roles: no stale (model, role) series
+            for row in rows:
+                value = row[key]
+                gauge.labels(row["name"], row["role"]).set(math.nan if value is None else value)
 
     def observe_label(self, score: float, fraud: int) -> None:
         self._labelled.append((score, fraud))

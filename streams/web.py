@@ -45,6 +45,7 @@ def stats(fraud: FraudApp) -> dict[str, Any]:
             "event_loop_stall_max_s": t.loop_stall_max._value.get(),
         },
         "stage_seconds": fraud.processor.stages.seconds(),
+        "models": t.models,
         "alert_queue": fraud.processor.alert_log.recent(50),
         "investigations": fraud.processor.alert_log.stats(),
     }
