@@ -91,16 +91,23 @@ def demo(
                                  "terminal state; 37 = label delay + the 30-day windows)."),
     backfill_envelope: int = typer.Option(
         200, min=1, max=2000, help="Events per Kafka message during the backfill (a bulk load)."),
+    investigators: bool = typer.Option(
+        False, help="Run `fraudstream investigate` beside the worker: alerted cards come back "
+                    "as feedback labels (the console shows them)."),
+    challengers: str = typer.Option(
+        None, help="Shadow models beside the champion, e.g. agg_sgd_logreg (the console "
+                   "compares them; `fraudstream promote NAME` swaps one in)."),
 ) -> None:
     """Train offline, warm-start a worker, backfill, then live traffic; a report with charts."""
     from models.catalog import is_online
     from streams.demo import run_demo
 
-    settings = settings_for(model, mode, web_port)
+    settings = settings_for(model, mode, web_port, challengers=challengers)
     if not is_online(settings.model):
         raise FraudstreamError(f"the demo trains an online model offline, not {settings.model!r}")
     run_demo(settings, duration_s=duration, rate=rate, out_dir=out, envelope=envelope,
-             backfill_days=backfill_days, backfill_envelope=backfill_envelope)
+             backfill_days=backfill_days, backfill_envelope=backfill_envelope,
+             investigators=investigators)
 
 
 def trainer(

@@ -122,9 +122,23 @@ def _stop(producer: subprocess.Popen[bytes] | None) -> None:
             producer.kill()
 
 
+def _investigators(settings: Settings, frame: Any, state: Path) -> subprocess.Popen[bytes]:
+    """``fraudstream investigate`` on the demo's world (its truth written where the run's
+    state is): the worker's alerts come back as feedback labels hours later in event time."""
+    truth = state / "world.parquet"
+    frame.to_parquet(truth, index=False)
+    log = (state / "logs" / "investigate.log").open("wb")
+    proc = subprocess.Popen(
+        [*FRAUDSTREAM, "investigate", "--data", str(truth), "--budget",
+         str(settings.alert_budget), "--group", f"{settings.app_id}-investigators"],
+        env=child_env(settings), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return proc
+
+
 def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
              envelope: int = 1, backfill_days: int | None = None,
-             backfill_envelope: int | None = 200) -> Path:
+             backfill_envelope: int | None = 200, investigators: bool = False) -> Path:
     command = "fraudstream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "fraudstream demo"
     plan = DemoPlan.for_run(rate, duration_s, backfill_days)
     with _broker(settings) as base:
@@ -142,9 +156,15 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
         console.print(f"created {len(report.created)} topics for this run ({settings.app_id})")
         worker = WorkerProcess(settings, "demo", state / "logs", web_port=settings.web_port)
         producer: subprocess.Popen[bytes] | None = None
+        team: subprocess.Popen[bytes] | None = None
         stats: dict = {}
         try:
             worker.start()
+            if investigators:
+                (state / "logs").mkdir(parents=True, exist_ok=True)
+                team = _investigators(settings, frame, state)
+                console.print(f"investigators: {settings.alert_budget} cards a day, feedback "
+                              "labels 4 h (event time) after each alert")
             with console.status("Worker starting (recovering tables, replaying terminal state)..."):
                 worker.wait_ready()
             console.print(f"dashboard: [bold]{worker.url}/dashboard[/]   metrics: {worker.url}/metrics")
@@ -181,11 +201,12 @@ def run_demo(settings: Settings, duration_s: float, rate: float, out_dir: Path,
             with contextlib.suppress(OSError, ValueError):
                 stats = worker.stats()
             worker.stop()
+            _stop(team)
         with console.status("Reading the topics back and replaying offline..."):
             path = _report(settings, plan, frame, registry, boot, stats, out_dir, command,
                            producer_log=state / "logs" / "producer.log",
                            rate=rate, envelope=envelope, backfill_envelope=backfill_envelope,
-                           duration_s=duration_s)
+                           duration_s=duration_s, investigators=investigators)
     console.print(f"report: [bold]{path}[/]")
     return path
 
@@ -218,7 +239,8 @@ def _arrived_labels(settings: Settings) -> dict[int, int]:
 
 def _report(settings: Settings, plan: DemoPlan, frame: Any, registry: Registry, boot: Bootstrap,
             stats: dict, out_dir: Path, command: str, *, rate: float, envelope: int,
-            backfill_envelope: int | None, duration_s: float, producer_log: Path) -> Path:
+            backfill_envelope: int | None, duration_s: float, producer_log: Path,
+            investigators: bool = False) -> Path:
     """Read scores, alerts and labels back, replay offline, and write the report."""
     import numpy as np
 
@@ -259,6 +281,10 @@ def _report(settings: Settings, plan: DemoPlan, frame: Any, registry: Registry, 
             "world": f"seed {plan.seed}, {plan.customers:,} cards, {plan.terminals:,} terminals, "
                      f"{plan.days} days from {plan.start_date}",
             "bootstrap snapshot": boot.ref,
+            "investigators": ("on: alerts come back as feedback labels; the offline replay "
+                              "learns delayed labels only, so the parity below includes what "
+                              "feedback changed" if investigators else "off"),
+            "challengers": settings.challengers or "none",
             "bootstrap": settings.kafka.bootstrap_servers,
         },
         series=stats.get("series", []),
