@@ -100,3 +100,21 @@ def test_a_tampered_snapshot_is_refused_and_nothing_changes(tmp_path: Path) -> N
     assert shadow.runtime.name == "agg_sgd_logreg"
     with pytest.raises(KeyError, match="no challenger"):
         proc.challengers.promote("hat")
+
+
+def test_each_model_is_measured_on_its_own_scores(tmp_path: Path) -> None:
+    """Labels interleaved with scores: two different models get different live figures."""
+    proc = make_proc(tmp_path, name="sgd_logreg")
+    proc.alert_policy = FixedThreshold(0.5)
+    shadow = ModelRuntime("gnb", Registry(tmp_path / "reg", "k"), "t-gnb", snapshot_every=10**9)
+    shadow.start()
+    proc.challengers = Challengers(Contender(proc.runtime, proc.alert_policy),
+                                   [Contender(shadow, FixedThreshold(0.5))])
+    for i in range(300):
+        amount = 20.0 + (i * 37 % 100) + (250.0 if i % 9 == 0 else 0.0)
+        proc.score([tx_rec(_Row(i, T0 + i * 600.0, customer=1 + i % 7, amount=amount))])
+        proc.learn([label_rec(i, int(i % 9 == 0), T0 + i * 600.0 + 60.0, customer=1 + i % 7)])
+    champion, challenger = proc.challengers.quality()
+    assert champion["labels"] == challenger["labels"] >= 299  # the last one: not due yet
+    assert champion["rolling_ap"] != challenger["rolling_ap"]
+    assert champion["alerts"] != challenger["alerts"]
