@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from models.features import FEATURE_NAMES
+from models.online_plus import logreg_plus
 
 Row = dict[str, float]
 
@@ -282,6 +283,8 @@ ONLINE_FACTORIES: dict[str, tuple[Callable[[int], Any], str]] = {
     "hat": (_hat, "River HoeffdingAdaptiveTree, genuine labels under-sampled to 80/20"),
     "arf": (_arf, "River adaptive random forest (5 trees), under-sampled to 80/20"),
     "gnb": (_gnb, "River Gaussian naive Bayes"),
+    "logreg_plus": (logreg_plus, "hand-written logreg_x learner on wider derived inputs (fine "
+                    "amount steps, ratio and terminal-risk steps, known-fraud counts), SGD 0.0005"),
 }
 
 

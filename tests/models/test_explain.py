@@ -15,7 +15,7 @@ from models.online import derived_inputs
 from tests.models.synthetic import easy
 
 LINEAR = ("logreg", "logreg_x", "sgd_logreg", "batch_logreg")
-OCCLUSION = ("hat", "arf", "gnb", "batch_rf", "batch_hgb", "agg_sgd_logreg", "agg_logreg_x")
+OCCLUSION = ("hat", "arf", "gnb", "batch_rf", "batch_hgb", "agg_sgd_logreg", "agg_logreg_x", "logreg_plus")
 DERIVED = tuple(derived_inputs({}))
 
 
