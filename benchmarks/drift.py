@@ -173,9 +173,11 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
 
 def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
               tx_ids: np.ndarray, log_dir: Path, log: parity_run.Log,
-              helpers: tuple[tuple[str, list[str]], ...] | None = None) -> np.ndarray:
+              helpers: tuple[tuple[str, list[str]], ...] | None = None,
+              scored_at: list[np.ndarray] | None = None) -> np.ndarray:
     """The helper processes (by default a trainer) and one worker up first, then the file
-    replayed in event time; returns the score of each transaction as read from ``scores``."""
+    replayed in event time; returns the score of each transaction as read from ``scores``
+    (and appends when each was scored, wall clock, to ``scored_at`` if given)."""
     from infra.settings import child_env
     from infra.topics import ensure_worker_topics
     from streams.demo_processes import FRAUDSTREAM, WorkerProcess
@@ -217,6 +219,8 @@ def paced_run(settings: Settings, path: Path, envelope: int, speedup: float,
             if collector.n_scored - reported >= max(n // 10, 1):
                 reported = collector.n_scored
                 log(f"  {reported:,} / {n:,} transactions scored")
+        if scored_at is not None:
+            scored_at.append(collector.scored_at.copy())
         return collector.score
     finally:
         collector.close()

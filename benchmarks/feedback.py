@@ -159,9 +159,13 @@ def figures(args: FeedbackArgs, data: Any, scores: dict[str, np.ndarray]) -> lis
     return rows
 
 
-def feedback_published(settings: Settings) -> dict[str, int]:
+def feedback_published(settings: Settings, ts: np.ndarray | None = None,
+                       scored_at: np.ndarray | None = None) -> dict[str, int]:
     """The feedback labels on the run's ``labels`` topic: how many, distinct transactions,
-    frauds among those (read to the end offsets, outside any group)."""
+    frauds among those (read to the end offsets, outside any group); with the transactions'
+    event times ``ts`` (sorted) and the wall-clock times they were scored, also how many
+    labels were published after the worker had scored past their ``known_at`` (learned on
+    arrival, later in event time than offline)."""
     from kafka import KafkaConsumer, TopicPartition
 
     from producers.events import FEEDBACK
@@ -175,18 +179,28 @@ def feedback_published(settings: Settings) -> dict[str, int]:
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         end = consumer.end_offsets(tps)
-        labels, frauds, seen = 0, 0, set()
+        labels, frauds, late, seen = 0, 0, 0, set()
+        passed = None
+        if ts is not None and scored_at is not None:  # when the worker passed each time
+            passed = np.fmin.accumulate(scored_at[::-1])[::-1]
         while any(consumer.position(tp) < end[tp] for tp in tps):
             for records in consumer.poll(timeout_ms=500, max_records=20_000).values():
                 for record in records:
                     for label in split_labels(record.value).events:
-                        if label.source == FEEDBACK:
-                            labels += 1
-                            if label.tx_id not in seen:
-                                seen.add(label.tx_id)
-                                frauds += label.fraud
-        return {"feedback_labels_published": labels, "feedback_transactions": len(seen),
-                "feedback_frauds": frauds}
+                        if label.source != FEEDBACK:
+                            continue
+                        labels += 1
+                        if label.tx_id not in seen:
+                            seen.add(label.tx_id)
+                            frauds += label.fraud
+                        if passed is not None:
+                            i = int(np.searchsorted(ts, label.known_at, side="left"))
+                            late += i < len(ts) and passed[i] < label.produced_at
+        counts = {"feedback_labels_published": labels, "feedback_transactions": len(seen),
+                  "feedback_frauds": frauds}
+        if passed is not None:
+            counts["feedback_published_late"] = late
+        return counts
     finally:
         consumer.close()
 
@@ -194,8 +208,9 @@ def feedback_published(settings: Settings) -> dict[str, int]:
 def pipeline_scores(args: FeedbackArgs, frame: pd.DataFrame, tx_ids: np.ndarray,
                     base: Settings, log: parity_run.Log,
                     published: dict[str, dict[str, int]] | None = None,
-                    ) -> dict[str, np.ndarray]:
-    """Each contender through a broker, a worker and (with feedback) the investigators."""
+                    ts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Each contender through a broker, a worker and (with feedback) the investigators;
+    ``ts``: the event time of each of ``tx_ids`` (sorted), to count late feedback labels."""
     from benchmarks.drift import paced_run
     from streams.demo_processes import FRAUDSTREAM
 
@@ -221,10 +236,12 @@ def pipeline_scores(args: FeedbackArgs, frame: pd.DataFrame, tx_ids: np.ndarray,
                 log(f"pipeline: {name}: {model}, replaying in event time, "
                     f"{args.day_seconds:g} s a simulated day")
                 try:
+                    when: list[np.ndarray] = []
                     out[name] = paced_run(settings, path, args.envelope, DAY / args.day_seconds,
-                                          tx_ids, run_dir / "logs", log, helpers=helpers)
+                                          tx_ids, run_dir / "logs", log, helpers=helpers,
+                                          scored_at=when)
                     if published is not None:
-                        published[name] = feedback_published(settings)
+                        published[name] = feedback_published(settings, ts, when[0])
                 finally:
                     parity_run.delete_run_topics(settings, log)
     finally:
@@ -259,7 +276,7 @@ def run_feedback(args: FeedbackArgs, base: Settings, log: parity_run.Log = print
     result["runs"] = offline
     if args.pipeline:
         published: dict[str, dict[str, int]] = {}
-        pipe = pipeline_scores(args, frame, tx_ids, base, log, published)
+        pipe = pipeline_scores(args, frame, tx_ids, base, log, published, data.ts)
         rows = figures(args, data, pipe)
         for row in rows:
             twin = next(o for o in offline if o["name"] == row["name"])
@@ -288,12 +305,13 @@ def write_report(result: dict[str, Any], out_dir: Path, command: str) -> Path:
     pipeline = result["source"] == "pipeline"
     cols = ["contender", f"CP@{k}", "AP", "AUC"]
     if pipeline:
-        cols += ["offline CP", "offline AP"]
+        cols += ["offline CP", "offline AP", "feedback labels", "published late"]
     rows = []
     for r in runs:
         row = [r["name"], r["cp_at_100"], r["ap"], r["auc"]]
         if pipeline:
-            row += [r["offline_cp_at_100"], r["offline_ap"]]
+            row += [r["offline_cp_at_100"], r["offline_ap"], r["feedback_labels_published"],
+                    r.get("feedback_published_late", 0)]
         rows.append(row)
     off = [[r["name"], r["cp_at_100"], r["ap"], r["alerts"], r["cases"], r["feedback_labels"],
             r["feedback_frauds"], r["delayed_labels"], r["replay_cpu_s"]]

@@ -683,7 +683,7 @@ class Processor:
         if shared is not None:
             if shared.known(tx_id):  # learned from a peer's example (a re-read after a crash)
                 return False
-            shared.record_local(tx_id, known_at, fraud, entry.features)
+            shared.record_local(tx_id, known_at, label_code(fraud, source), entry.features)
         if self.runtime.learn_enabled:
             self._learned += 1  # counted once per batch (``_count_learned``)
         started = self.stages.start()
@@ -705,8 +705,9 @@ class Processor:
         """Learn the peers' examples known at or before ``t`` (``streams.shared_learning``)."""
         runtime, learned = self.runtime, 0
         started = self.stages.start()
-        for features, fraud in self.shared.due(t):  # type: ignore[union-attr]
-            out.snapshot_due |= runtime.learn(features, fraud)
+        for features, code in self.shared.due(t):  # type: ignore[union-attr]
+            fraud, source = code_label(code)  # the peer's label and its source
+            out.snapshot_due |= runtime.learn(features, fraud, source)
             learned += 1
         self.stages.stop("model", started)
         if runtime.learn_enabled:

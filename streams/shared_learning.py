@@ -24,8 +24,10 @@ snapshot's model has not learned.
 
 Wire format, one message per batch, keyed by the worker id: ``b"FSX1"`` then float64 rows
 (``array('d')``, little-endian as written by this machine's ``array``) of ``tx_id, known_at,
-fraud`` followed by the features. Binary, not JSON: there is one example per transaction, and
-a JSON encoding of 15 floats per row costs more CPU than the example's learning.
+fraud`` followed by the features; ``fraud`` is the label and its source in one number
+(``streams.card_state.label_code``: 2 added for a feedback label). Binary, not JSON: there is
+one example per transaction, and a JSON encoding of 15 floats per row costs more CPU than the
+example's learning.
 
 >>> sx = SharedExamples(n_features=2)
 >>> sx.record_local(tx_id=1, known_at=10.0, fraud=0, features=[0.5, 1.0])

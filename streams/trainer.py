@@ -36,6 +36,7 @@ from infra.settings import Settings
 from models.catalog import is_online, make_model
 from models.features import DAY, FEATURE_NAMES
 from models.registry import Registry
+from producers.events import DELAYED
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ class Trainer:
         window = retrain_window_days or settings.retrain_window_days
         self.retrain_window = None if window is None else window * DAY
         self.features: dict[int, tuple[float, list[float]]] = {}  # tx_id -> (ts, features)
-        self.early: dict[int, tuple[int, float]] = {}  # labels whose score is not read yet
+        self.early: dict[int, tuple[int, float, str]] = {}  # labels whose score is not read yet
+        self.done: dict[int, float] = {}  # tx_id -> ts of labels learned: a repeat is dropped
         self.examples: deque[tuple[float, float, list[float], int]] = deque()
         """Batch models: (known_at, ts, features, fraud) of every label joined so far."""
         self.learned = 0
@@ -97,25 +99,38 @@ class Trainer:
                 self.next_refit = ts + self.retrain_every
         held = self.early.pop(tx_id, None)
         if held is not None:
-            self._learn(feats, held[0], ts, held[1])
+            self._learn(tx_id, feats, held[0], ts, held[1], held[2])
             return
-        self.features[tx_id] = (ts, feats)
+        if tx_id not in self.done:
+            self.features[tx_id] = (ts, feats)
         if ts > self._latest_ts + DAY:
             self._latest_ts = ts
             horizon = self._latest_ts - FEATURE_TTL_DAYS * DAY
             self.features = {k: v for k, v in self.features.items() if v[0] >= horizon}
+            self.done = {k: v for k, v in self.done.items() if v >= horizon}
 
     def on_label(self, body: dict[str, Any]) -> None:
+        """Learn a label once (a feedback label and the later delayed one of the same
+        transaction: the first to arrive), with its source (``models.aggregate``)."""
         tx_id = int(body["tx_id"])
+        if tx_id in self.done:
+            return
         known_at = float(body.get("known_at", 0.0))
+        source = str(body.get("source", DELAYED))
         entry = self.features.pop(tx_id, None)
         if entry is None:
-            self.early[tx_id] = (int(body["fraud"]), known_at)
+            held = self.early.get(tx_id)
+            if held is None or known_at < held[1]:
+                self.early[tx_id] = (int(body["fraud"]), known_at, source)
             return
-        self._learn(entry[1], int(body["fraud"]), entry[0], known_at)
+        self._learn(tx_id, entry[1], int(body["fraud"]), entry[0], known_at, source)
 
-    def _learn(self, feats: list[float], fraud: int, ts: float, known_at: float) -> None:
-        if self.online:
+    def _learn(self, tx_id: int, feats: list[float], fraud: int, ts: float, known_at: float,
+               source: str = DELAYED) -> None:
+        self.done[tx_id] = ts
+        if self.online and getattr(self.model, "uses_source", False):
+            self.model.learn_one(dict(zip(FEATURE_NAMES, feats, strict=True)), fraud, source)
+        elif self.online:
             self.model.learn_one(dict(zip(FEATURE_NAMES, feats, strict=True)), fraud)
         else:
             self.examples.append((known_at, ts, feats, fraud))

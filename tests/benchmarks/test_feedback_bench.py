@@ -51,6 +51,7 @@ def test_feedback_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Pat
     assert delayed["feedback_labels_published"] == 0
     assert one["feedback_labels_published"] > 0 and agg["feedback_labels_published"] > 0
     assert one["feedback_frauds"] > 0
+    assert 0 <= one["feedback_published_late"] <= one["feedback_labels_published"]
     offline = {o["name"]: o for o in r["offline"]}
     assert offline["delayed only"]["feedback_labels"] == 0
     assert offline["aggregation"]["feedback_labels"] > 0

@@ -94,3 +94,18 @@ def test_a_worker_refuses_a_tampered_snapshot_and_keeps_its_model(
     with pytest.raises(Exception, match="batch model"):  # without a trainer: refuse to start
         ModelRuntime("batch_logreg", Registry(tmp_path / "empty", key), "w").start()
     assert np.isfinite(runtime.predict_one([1.0] * 15))
+
+
+def test_the_trainer_learns_each_label_once_with_its_source(tmp_path: Path) -> None:
+    """A feedback label and the later delayed label of the same transaction: learned once,
+    by the aggregation's feedback learner; a label before its score waits for it."""
+    settings = Settings(model="agg_sgd_logreg", registry_dir=tmp_path / "reg", app_id="t")
+    trainer = Trainer(settings)
+    feats = [0.5] * 15
+    trainer.on_score({"tx_id": 1, "ts": 100.0, "features": feats})
+    trainer.on_label({"tx_id": 1, "fraud": 1, "known_at": 200.0, "source": "feedback"})
+    trainer.on_label({"tx_id": 1, "fraud": 1, "known_at": 9000.0})
+    trainer.on_label({"tx_id": 2, "fraud": 0, "known_at": 300.0})
+    trainer.on_score({"tx_id": 2, "ts": 150.0, "features": feats})
+    assert trainer.model.learned == {"feedback": 1, "delayed": 1}
+    assert trainer.learned == 2 and not trainer.early

@@ -102,3 +102,19 @@ def test_the_alert_queue_shows_each_alert_with_its_label_once_learned(tmp_path: 
     assert queue[1]["label"] == {"fraud": 1, "source": "feedback", "known_at": T0 + 3600.0}
     stats = proc.alert_log.stats()
     assert (stats["feedback_labels"], stats["confirmed"], stats["by_feedback"]) == (1, 1, 1)
+
+
+def test_a_peer_learns_a_feedback_label_as_feedback(tmp_path: Path) -> None:
+    """Shared learning: the example a worker publishes carries its label's source."""
+    from streams.shared_learning import SharedExamples
+
+    first = make_proc(tmp_path / "a", name="agg_sgd_logreg")
+    first.shared = SharedExamples(15)
+    first.score([tx_rec(_Row(1, T0)), tx_rec(_Row(2, T0 + DAY))])
+    first.learn([label_rec(1, 1, T0 + 3600.0, FEEDBACK)])
+    [message] = first.shared.take_outgoing()
+    peer = make_proc(tmp_path / "b", name="agg_sgd_logreg")
+    peer.shared = SharedExamples(15)
+    peer.shared.add_message(partition=0, offset=0, value=message)
+    peer.score([tx_rec(_Row(3, T0 + 2 * DAY, customer=9))])
+    assert peer.runtime.model.learned == {"feedback": 1, "delayed": 0}
