@@ -195,7 +195,7 @@ def feedback_published(settings: Settings, ts: np.ndarray | None = None,
                             frauds += label.fraud
                         if passed is not None:
                             i = int(np.searchsorted(ts, label.known_at, side="left"))
-                            late += i < len(ts) and passed[i] < label.produced_at
+                            late += int(i < len(ts) and passed[i] < label.produced_at)
         counts = {"feedback_labels_published": labels, "feedback_transactions": len(seen),
                   "feedback_frauds": frauds}
         if passed is not None:

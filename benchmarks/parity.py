@@ -219,7 +219,9 @@ def result_dict(args: ParityArgs, parity: parity_eval.Parity, drained: parity_ru
 
 
 def jsonable(value: Any) -> Any:
-    """NaN and infinities are not JSON: they become null."""
+    """NaN and infinities are not JSON: they become null; numpy scalars become Python ones."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
