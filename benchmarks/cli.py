@@ -215,6 +215,8 @@ def feedback(
     eval_from_day: int = typer.Option(28, "--eval-from-day", help="First evaluated day."),
     day_seconds: float = typer.Option(3.0, "--day-seconds", help="Pipeline: wall-clock "
                                       "seconds per simulated day."),
+    drift: str = typer.Option(None, "--drift", help="A drifted world, e.g. night_gang@42 "
+                              "(kinds: card_testing, terminal_shift, amount_shift, night_gang)."),
     offline_only: bool = typer.Option(False, "--offline-only", help="Skip the pipeline runs."),
     out: Path = typer.Option(None, "--out", help="Write report.md and feedback.png here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -231,7 +233,7 @@ def feedback(
     from infra.settings import get_settings
 
     args = FeedbackArgs(days, customers, seed, model, budget, hours, alpha, eval_from_day,
-                        pipeline=not offline_only, day_seconds=day_seconds)
+                        pipeline=not offline_only, day_seconds=day_seconds, drift=drift)
     args.validate()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run_feedback(args, get_settings(), log=lambda msg: typer.echo(msg, err=True))

@@ -64,6 +64,7 @@ class FeedbackArgs:
     pipeline: bool = True
     day_seconds: float = 3.0
     envelope: int = 20
+    drift: str | None = None  # e.g. "night_gang@42" (``producers.drift``); None: no drift
 
     @property
     def k(self) -> int:
@@ -89,6 +90,13 @@ class FeedbackArgs:
             raise FraudstreamError("--alpha must be in [0, 1]")
         if not self.day_seconds > 0 or self.envelope < 1:
             raise FraudstreamError("--day-seconds must be > 0 and --envelope at least 1")
+        if self.drift is not None:
+            from producers.drift import parse_drift
+
+            try:
+                parse_drift(self.drift)
+            except ValueError as exc:
+                raise FraudstreamError(f"--drift: {exc}") from None
 
 
 def contenders(args: FeedbackArgs) -> list[tuple[str, str, bool]]:
@@ -98,11 +106,13 @@ def contenders(args: FeedbackArgs) -> list[tuple[str, str, bool]]:
 
 
 def simulate(args: FeedbackArgs) -> pd.DataFrame:
+    from producers.drift import parse_drift
     from producers.simulator import Simulator
     from producers.world import WorldConfig
 
+    drifts = parse_drift(args.drift) if args.drift else ()
     return Simulator(WorldConfig(n_customers=args.customers, n_terminals=2 * args.customers,
-                                 n_days=args.days, seed=args.seed)).frame()
+                                 n_days=args.days, seed=args.seed), drifts=drifts).frame()
 
 
 def _model(name: str, alpha: float) -> Any:
@@ -317,7 +327,8 @@ def write_report(result: dict[str, Any], out_dir: Path, command: str) -> Path:
             r["feedback_frauds"], r["delayed_labels"], r["replay_cpu_s"]]
            for r in result["offline"]]
     a = result["args"]
-    text = (f"{result['n_tx']:,} transactions ({result['n_fraud']:,} frauds), "
+    text = (f"{'Drift ' + a['drift'] + '; ' if a.get('drift') else ''}"
+            f"{result['n_tx']:,} transactions ({result['n_fraud']:,} frauds), "
             f"{a['customers']:,} cards, {a['days']} days, seed {a['seed']}; model `{a['model']}`; "
             f"{k} cards investigated a day, labels {a['hours']:g} h after the alert; "
             f"aggregation alpha {a['alpha']:g}; evaluated from day {a['eval_from_day']}. "

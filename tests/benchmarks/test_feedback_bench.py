@@ -79,3 +79,14 @@ def test_feedback_bench_offline_and_its_errors(tmp_path: Path) -> None:
                          check=False)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert "sgd_logreg" in bad.stderr
+    drifted = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "bench", "feedback", "--customers", "100",
+         "--days", "30", "--eval-from-day", "14", "--drift", "night_gang@20", "--offline-only",
+         "--json"], capture_output=True, text=True, timeout=300, check=False)
+    assert drifted.returncode == 0, drifted.stderr[-2000:]
+    assert json.loads(drifted.stdout)["runs"] != r["runs"]  # another world
+    wrong = subprocess.run([sys.executable, "-m", "fraudstream", "bench", "feedback", "--drift",
+                            "tsunami@3", "--offline-only"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert wrong.returncode == 2 and "--drift" in wrong.stderr
+    assert wrong.stderr.strip().count("\n") == 0
