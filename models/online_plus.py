@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from operator import mul
 
 from models.features import FEATURE_NAMES
 
@@ -121,20 +120,12 @@ def plus_inputs(v: Sequence[float]) -> list[float]:
     return out
 
 
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
 class LogRegPlus:
     """Online logistic regression on ``plus_inputs``: Welford standardisation + weighted SGD.
 
-    The learner of ``logreg_x`` (River ``StandardScaler | LogisticRegression``, which this
-    reproduces exactly on ``logreg_x``'s inputs), held in plain lists. Scoring keeps
-    ``sum((u - mean) * inv_std * w) + b`` folded as ``sum(u * coef) + offset``, refreshed after
-    each update, so a score is one C-level multiply-accumulate. Deterministic; pickles as is.
+    The learner of ``logreg_x`` (River ``StandardScaler | LogisticRegression``), here the
+    project's lean ``SGDLogReg`` over the derived inputs: one multiply-accumulate per score,
+    deterministic, pickles as is.
 
     River-style interface (``predict_proba_one`` returns ``{False: 1 - p, True: p}``) so it sits
     behind ``models.online.OnlineModel`` like every other online model; ``predict_proba_vec`` and
@@ -142,54 +133,21 @@ class LogRegPlus:
     """
 
     def __init__(self, lr: float = 0.0005, pos_weight: float = 3.0, l2: float = 1e-5) -> None:
-        self.lr = lr
-        self.pos_weight = pos_weight
-        self.l2 = l2
-        d = len(PLUS_INPUT_NAMES)
-        self.n = 0
-        self.mean = [0.0] * d
-        self.m2 = [0.0] * d
-        self.inv_std = [1.0] * d
-        self.w = [0.0] * d
-        self.b = 0.0
-        self._coef = [0.0] * d
-        self._offset = 0.0
+        from models.online import SGDLogReg
+
+        self.core = SGDLogReg(n_features=len(PLUS_INPUT_NAMES), lr=lr, pos_weight=pos_weight,
+                              l2=l2, names=PLUS_INPUT_NAMES)
 
     @property
     def weights(self) -> dict[str, float]:
         """Weights on the standardised inputs, by input name (what ``explain`` ranks)."""
-        return dict(zip(PLUS_INPUT_NAMES, self.w, strict=True))
+        return dict(zip(PLUS_INPUT_NAMES, self.core.w, strict=True))
 
     def predict_proba_vec(self, v: Sequence[float]) -> float:
-        return _sigmoid(self._offset + sum(map(mul, plus_inputs(v), self._coef)))
+        return self.core.predict_proba_vec(plus_inputs(v))
 
     def learn_vec(self, v: Sequence[float], y: int | bool) -> None:
-        u = plus_inputs(v)
-        self.n += 1
-        n = self.n
-        mean, m2, inv, w = self.mean, self.m2, self.inv_std, self.w
-        zs = []
-        z = self.b
-        for i, a in enumerate(u):  # scaler first, then one step on the re-scaled example
-            d = a - mean[i]
-            mi = mean[i] = mean[i] + d / n
-            m2[i] += d * (a - mi)
-            var = m2[i] / n
-            s = inv[i] = 1.0 / math.sqrt(var) if var > 1e-12 else 1.0
-            zi = (a - mi) * s
-            zs.append(zi)
-            z += zi * w[i]
-        p = _sigmoid(z)
-        g = (p - 1.0) * self.pos_weight if y else p
-        lr, l2 = self.lr, self.l2
-        coef = self._coef
-        self.b -= lr * g
-        offset = self.b
-        for i, zi in enumerate(zs):
-            wi = w[i] = w[i] - lr * (g * zi + l2 * w[i])
-            c = coef[i] = inv[i] * wi
-            offset -= mean[i] * c
-        self._offset = offset
+        self.core.learn_vec(plus_inputs(v), y)
 
     @staticmethod
     def _vec(x: Row) -> list[float]:

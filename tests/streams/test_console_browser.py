@@ -5,9 +5,7 @@ champion/challenger table; we keep a screenshot of the whole page."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,22 +15,12 @@ from infra.settings import Settings, child_env
 from infra.topics import ensure_topics
 from reliability.harness import produce
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess
+from tests.streams.chromium import dump_dom, screenshot
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1400,1750", "--virtual-time-budget=4000",
-]
 WORLD = ["--customers", "200", "--terminals", "400", "--days", "20", "--max-tx", "4000",
          "--seed", "5"]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "chromium is required for this test: `make browser` installs it"
-    return path
 
 
 def _tbody(dom: str, tbody_id: str) -> str:
@@ -87,11 +75,7 @@ def test_console_shows_alerts_feedback_and_models(kafka_settings: Settings,
         time.sleep(2)  # a few more samples for the charts
 
         url = worker.url + "/dashboard"
-        with tempfile.TemporaryDirectory() as profile:
-            dom = subprocess.run(
-                [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                capture_output=True, text=True, timeout=60, check=True,
-            ).stdout
+        dom = dump_dom(url, "1400,1750")
         assert 'data-ready="1"' in dom, "the page never rendered /api/stats"
         assert "worker w0" in dom  # the existing dashboard is still there
 
@@ -123,17 +107,6 @@ def test_console_shows_alerts_feedback_and_models(kafka_settings: Settings,
         assert "no challengers configured" not in models
 
         shot = tmp_path / "console.png"
-        with tempfile.TemporaryDirectory() as profile:
-            subprocess.run(
-                [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                 f"--screenshot={shot}", url],
-                capture_output=True, timeout=60, check=True,
-            )
-        data = shot.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-        from matplotlib.image import imread
-
-        pixels = imread(str(shot))
-        assert pixels.std() > 0.05, "the screenshot is blank"
+        screenshot(url, shot, "1400,1750")
     finally:
         worker.stop()

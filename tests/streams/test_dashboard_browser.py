@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,20 +11,10 @@ from infra.settings import Settings
 from infra.topics import ensure_topics
 from reliability.harness import produce
 from streams.demo_processes import WorkerProcess
+from tests.streams.chromium import dump_dom, screenshot
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1400,900", "--virtual-time-budget=4000",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "chromium is required for this test: `make browser` installs it"
-    return path
 
 
 def test_dashboard_renders_live_numbers(kafka_settings: Settings, tmp_path: Path) -> None:
@@ -46,26 +33,11 @@ def test_dashboard_renders_live_numbers(kafka_settings: Settings, tmp_path: Path
             time.sleep(1)
         time.sleep(3)  # a few more samples for the charts
         url = worker.url + "/dashboard"
-        with tempfile.TemporaryDirectory() as profile:
-            dom = subprocess.run(
-                [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
-                capture_output=True, text=True, timeout=60, check=True,
-            ).stdout
+        dom = dump_dom(url, "1400,900")
         assert 'data-ready="1"' in dom, "the page never rendered /api/stats"
         assert "worker w0" in dom and "labels learned" in dom
         assert 'id="rate">–<' not in dom  # the throughput tile shows a number
         shot = tmp_path / "dashboard.png"
-        with tempfile.TemporaryDirectory() as profile:
-            subprocess.run(
-                [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                 f"--screenshot={shot}", url],
-                capture_output=True, timeout=60, check=True,
-            )
-        data = shot.read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-        from matplotlib.image import imread
-
-        pixels = imread(str(shot))
-        assert pixels.std() > 0.05, "the screenshot is blank"
+        screenshot(url, shot, "1400,900")
     finally:
         worker.stop()
