@@ -53,6 +53,7 @@ import math
 from collections.abc import Sequence
 
 from models.features import FEATURE_NAMES
+from models.sgd_logreg import SGDLogReg
 
 Row = dict[str, float]
 
@@ -133,8 +134,6 @@ class LogRegPlus:
     """
 
     def __init__(self, lr: float = 0.0005, pos_weight: float = 3.0, l2: float = 1e-5) -> None:
-        from models.online import SGDLogReg
-
         self.core = SGDLogReg(n_features=len(PLUS_INPUT_NAMES), lr=lr, pos_weight=pos_weight,
                               l2=l2, names=PLUS_INPUT_NAMES)
 
