@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.processes import live_workers
+from tests.benchmarks.processes import bench_json, live_workers
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +31,7 @@ MODEL_KEYS = {"name", "pre_drift_ap", "worst_ap_after", "recovery_days"}
 
 
 def test_drift_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = dict(os.environ, TMPDIR=str(tmp_path), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
-    done = subprocess.run(
-        [sys.executable, "-m", "fraudstream", "bench", "drift", *WORLD, "--out",
-         str(tmp_path / "report"), "--json"],
-        capture_output=True, text=True, timeout=900, env=env, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout
-    r = json.loads(lines[0])
+    r = bench_json("drift", WORLD, kafka_bootstrap, tmp_path)
 
     assert r["drift"] == "night_gang@28" and r["drift_day"] == 28
     names = [m["name"] for m in r["models"]]

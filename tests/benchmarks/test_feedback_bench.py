@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.processes import live_workers
+from tests.benchmarks.processes import bench_json, live_workers
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +29,7 @@ PIPELINE_AP_BOUND = 0.03
 
 
 def test_feedback_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = dict(os.environ, TMPDIR=str(tmp_path), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
-    done = subprocess.run(
-        [sys.executable, "-m", "fraudstream", "bench", "feedback", *WORLD, "--out",
-         str(tmp_path / "report"), "--json"],
-        capture_output=True, text=True, timeout=900, env=env, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout
-    r = json.loads(lines[0])
+    r = bench_json("feedback", WORLD, kafka_bootstrap, tmp_path)
     assert r["source"] == "pipeline" and r["k"] == 4
     assert [run["name"] for run in r["runs"]] == NAMES
     for run in r["runs"]:
