@@ -58,6 +58,8 @@ class ModelRuntime:
         """What the worker's own snapshot it started from says about reading on (its
         ``resume`` entry, e.g. the shared examples' offsets); empty otherwise."""
         self._seed = seed
+        self._learner: Any = None
+        self._learner_of: Any = None  # the model ``_learner`` was bound to
         self.from_trainer = from_trainer
         """Models come from ``fraudstream trainer``: a batch model may start unfitted (it
         scores 0 until the trainer's first snapshot) instead of refusing to start."""
@@ -181,16 +183,9 @@ class ModelRuntime:
         that learn the label sources apart (``models.aggregate``)."""
         if not self.learn_enabled:
             return False
-        vec = _plain(self.model, "learn_vec")
-        sourced = getattr(self.model, "uses_source", False)
-        if vec is not None and sourced:
-            vec(features, fraud, source)
-        elif vec is not None:
-            vec(features, fraud)
-        elif sourced:
-            self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud, source)
-        else:
-            self.model.learn_one(dict(zip(FEATURE_NAMES, features, strict=True)), fraud)
+        if self._learner_of is not self.model:  # bound once per model, not per label
+            self._learner, self._learner_of = _learner_for(self.model), self.model
+        self._learner(features, fraud, source)
         self.learned += 1
         self.learned_since_snapshot += 1
         return self.learned_since_snapshot >= self.snapshot_every
@@ -222,6 +217,21 @@ def snapshot_model_name(snap: Snapshot) -> str | None:
     """
     name = getattr(snap.model, "name", None)
     return str(name) if name is not None else snap.meta.get("model")
+
+
+def _learner_for(model: Any) -> Any:
+    """``learn(features, fraud, source)`` for ``model``: rows straight in when it reads rows,
+    a dict otherwise; ``source`` passed on only to models that learn the sources apart."""
+    vec = _plain(model, "learn_vec")
+    sourced = getattr(model, "uses_source", False)
+    if vec is not None:
+        return vec if sourced else lambda features, fraud, source: vec(features, fraud)
+    learn_one = model.learn_one
+    if sourced:
+        return lambda features, fraud, source: learn_one(
+            dict(zip(FEATURE_NAMES, features, strict=True)), fraud, source)
+    return lambda features, fraud, source: learn_one(
+        dict(zip(FEATURE_NAMES, features, strict=True)), fraud)
 
 
 def _plain(model: Any, method: str) -> Any:
