@@ -374,8 +374,9 @@ def investigate(
     console.print(f"investigating alerts on {settings.topics.alerts!r}: {budget} cards a day, "
                   f"labels {hours:g} h after each alert, on {settings.topics.labels!r}")
     report = run(settings, team, group=group or GROUP, idle_exit_s=idle_exit)
-    typer.echo(f"alerts {report.alerts:,}  cases {report.cases:,}  refused (budget) "
-               f"{report.refused:,}  feedback labels {report.labels:,} ({report.frauds:,} "
+    cases = team.stats()
+    typer.echo(f"alerts {report.alerts:,}  cases {cases['cases']:,}  refused (budget) "
+               f"{cases['refused']:,}  feedback labels {report.labels:,} ({report.frauds:,} "
                f"frauds)  malformed alerts {report.malformed:,}")
 
 

@@ -30,17 +30,16 @@ GROUP = "fraudstream-investigators"
 
 @dataclass
 class InvestigateReport:
+    """What the service read and sent (cases and refusals: ``Investigator.stats``)."""
+
     alerts: int = 0
     malformed: int = 0
-    cases: int = 0
-    refused: int = 0
     labels: int = 0
     frauds: int = 0
 
 
 def investigate(settings: Any, investigator: Investigator, *, group: str = GROUP,
                 idle_exit_s: float | None = None, stop: Callable[[], bool] = lambda: False,
-                on_batch: Callable[[InvestigateReport], None] | None = None,
                 ) -> InvestigateReport:
     """Consume alerts until ``stop()`` or ``idle_exit_s`` without one; returns the counts.
 
@@ -90,10 +89,6 @@ def investigate(settings: Any, investigator: Investigator, *, group: str = GROUP
                         report.frauds += label.fraud
             producer.flush()
             consumer.commit()
-            stats = investigator.stats()
-            report.cases, report.refused = stats["cases"], stats["refused"]
-            if on_batch is not None:
-                on_batch(report)
     finally:
         close_producer(producer)
         consumer.close()
