@@ -46,6 +46,7 @@ class Prepared:
     delay_days: float
     feature_s: float
     feature_cpu_s: float = float("nan")  # CPU time: on a shared machine wall time overstates
+    scenario: np.ndarray | None = None  # the simulator's fraud scenario per row, when the data has it
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -78,7 +79,9 @@ def prepare(df: Any, delay_days: float = 7.0, labels: str = "fixed") -> Prepared
     t0, c0 = time.perf_counter(), time.process_time()
     X = compute_features(ts, cust, term, amount, fraud, label_ts, delay_days)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return Prepared(ts, cust, term, amount, fraud, label_ts, X, float(delay_days), wall, cpu)
+    scenario = df["scenario"].to_numpy(np.int8) if "scenario" in df.columns else None
+    return Prepared(ts, cust, term, amount, fraud, label_ts, X, float(delay_days), wall, cpu,
+                    scenario)
 
 
 @dataclass

@@ -41,6 +41,20 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
+def ceilings(results: Sequence[RunResult], data: Prepared, k: int = 100) -> dict[str, float] | None:
+    """CP@k of the oracle rankings (``models.ceiling``) on the rows the first model was scored
+    on (every model of a handbook run shares them); None without the data's fraud scenarios."""
+    from models.ceiling import cp_ceilings
+    from models.features import FEATURE_NAMES
+
+    if data.scenario is None or not results:
+        return None
+    m = results[0].mask
+    risk = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("term_risk")]
+    return cp_ceilings(data.ts[m], data.customer_id[m], data.fraud[m], data.scenario[m],
+                       data.X[m][:, risk], k)
+
+
 def markdown_table(
     results: Sequence[RunResult], data: Prepared, source: str, protocol: str, labels: str
 ) -> str:
@@ -75,6 +89,18 @@ def markdown_table(
             f"{_num(r.learn_us, '{:.1f}')} | {_num(r.events_per_s, '{:,.0f}')} | "
             f"{_bytes(r.model_bytes)} | {_bytes(r.memory_bytes)} | {r.note} |"
         )
+    caps = ceilings(results, data)
+    if caps is not None:
+        lines += [
+            "",
+            "CP@100 ceilings on the same rows (`models.ceiling`: oracle rankings, same CP rule):",
+            "",
+            "| oracle ranking | CP@100 |",
+            "|---|---|",
+            f"| perfect: every fraud first | {caps['perfect']:.3f} |",
+            "| revealable: first every fraud some input could reveal (scenario-2 frauds at "
+            f"terminals with no known fraud yet ranked as genuine) | {caps['revealable']:.3f} |",
+        ]
     lines += [
         "",
         "Handbook reference (its simulated data, train 2018-07-25..31, test 2018-08-08..14):",
