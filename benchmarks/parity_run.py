@@ -104,6 +104,7 @@ class ScoreCollector:
     tx_ids: np.ndarray  # expected transactions, in the order of the evaluated data
     score: np.ndarray = field(init=False)
     scored_at: np.ndarray = field(init=False)
+    version: np.ndarray = field(init=False)  # model_version of the first score (-1: none)
     features: np.ndarray = field(init=False)
     n_scored: int = 0
     duplicates: int = 0
@@ -116,6 +117,7 @@ class ScoreCollector:
         self._row = {int(t): i for i, t in enumerate(self.tx_ids.tolist())}
         self.score = np.full(n, np.nan)
         self.scored_at = np.full(n, np.nan)
+        self.version = np.full(n, -1, dtype=np.int64)
         self.features = np.full((n, N_FEATURES), np.nan)
         topic = self.settings.topics.scores
         self._consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
@@ -153,6 +155,7 @@ class ScoreCollector:
             return 0
         self.score[i] = float(body["score"])
         self.scored_at[i] = float(body.get("scored_at", np.nan))
+        self.version[i] = int(body.get("model_version", -1))
         feats = body.get("features")
         if feats is not None and len(feats) == N_FEATURES:
             self.features[i] = feats

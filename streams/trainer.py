@@ -14,7 +14,11 @@ Two kinds of model:
   estimator on the labels known by then (optionally only the last
   ``FRAUDSTREAM_RETRAIN_WINDOW_DAYS`` of transactions) and publishes the snapshot. Event time
   is the newest transaction time in ``scores``, so a replay retrains on the same days as live
-  traffic would.
+  traffic would. The refit moments are fixed in event time (every period from the first
+  transaction's UTC midnight, as the offline evaluator's ``replay_batch`` refits), and each
+  refit uses exactly the labels known at its moment, however late the trainer reads it: it
+  waits until the labels it has read reach that moment (at most ``LABEL_WAIT_DAYS`` of event
+  time more). What a refit learns depends on the data, not on how the topics were batched.
 
 The trainer needs the features a transaction was scored with; they travel in the score
 message, so it joins ``scores`` and ``labels`` by transaction id. It is a plain consumer of all
@@ -41,6 +45,7 @@ from producers.events import DELAYED
 log = logging.getLogger(__name__)
 
 FEATURE_TTL_DAYS = 45.0
+LABEL_WAIT_DAYS = 1.0  # a due refit waits this long (event time) for the labels to catch up
 
 
 class Trainer:
@@ -59,8 +64,10 @@ class Trainer:
     ...         _ = t.fit_batch()
     >>> t.refits, t.model.fitted  # refitted on days 7, 14, 21, 28 and 35
     (5, True)
-    >>> t.model.n_fitted  # the last 28 days' labels known on day 35: days 7 to 34
-    28
+    >>> t.model.n_fitted  # labels known on day 35 of the 28 days before it: days 8 to 34
+    27
+    >>> t.fitted_at / DAY  # the moment the snapshot stands for
+    35.0
     """
 
     def __init__(self, settings: Settings, snapshot_every: int | None = None,
@@ -79,14 +86,16 @@ class Trainer:
         self.features: dict[int, tuple[float, list[float]]] = {}  # tx_id -> (ts, features)
         self.early: dict[int, tuple[int, float, str]] = {}  # labels whose score is not read yet
         self.done: dict[int, float] = {}  # tx_id -> ts of labels learned: a repeat is dropped
-        self.examples: deque[tuple[float, float, list[float], int]] = deque()
-        """Batch models: (known_at, ts, features, fraud) of every label joined so far."""
+        self.examples: deque[tuple[float, float, int, list[float], int]] = deque()
+        """Batch models: (known_at, ts, tx_id, features, fraud) of every label joined so far."""
         self.learned = 0
         self.since_snapshot = 0
         self.version = 0
         self.refits = 0
         self.now = -np.inf  # event time: the newest transaction seen in ``scores``
         self.next_refit: float | None = None
+        self.label_clock = -np.inf  # the newest known_at among the labels read
+        self.fitted_at: float | None = None  # event time the last batch refit stands for
         self._latest_ts = 0.0
 
     def on_score(self, body: dict[str, Any]) -> None:
@@ -96,7 +105,7 @@ class Trainer:
         if ts > self.now:
             self.now = ts
             if self.next_refit is None:
-                self.next_refit = ts + self.retrain_every
+                self.next_refit = float(np.floor(ts / DAY) * DAY) + self.retrain_every
         held = self.early.pop(tx_id, None)
         if held is not None:
             self._learn(tx_id, feats, held[0], ts, held[1], held[2])
@@ -116,6 +125,7 @@ class Trainer:
         if tx_id in self.done:
             return
         known_at = float(body.get("known_at", 0.0))
+        self.label_clock = max(self.label_clock, known_at)
         source = str(body.get("source", DELAYED))
         entry = self.features.pop(tx_id, None)
         if entry is None:
@@ -133,37 +143,53 @@ class Trainer:
         elif self.online:
             self.model.learn_one(dict(zip(FEATURE_NAMES, feats, strict=True)), fraud)
         else:
-            self.examples.append((known_at, ts, feats, fraud))
+            self.examples.append((known_at, ts, tx_id, feats, fraud))
         self.learned += 1
         self.since_snapshot += 1
 
     def snapshot_due(self) -> bool:
         if self.online:
             return self.since_snapshot >= self.snapshot_every
-        return self.next_refit is not None and self.now >= self.next_refit
+        due = self.next_refit
+        return due is not None and self.now >= due and (
+            self.label_clock >= due or self.now >= due + LABEL_WAIT_DAYS * DAY)
 
     def fit_batch(self) -> bool:
-        """Refit the batch model on the labels known by now; True if it was refitted (a
-        window with a single class keeps the previous model)."""
-        now = self.now
-        self.next_refit = now + self.retrain_every
-        horizon = -np.inf if self.retrain_window is None else now - self.retrain_window
-        while self.examples and self.examples[0][1] < horizon:  # roughly in ts order
+        """Refit the batch model at the due moment on the labels known then; True if it was
+        refitted (a window with a single class keeps the previous model). A trainer that
+        fell more than a period behind refits once, at the newest due moment."""
+        assert self.next_refit is not None
+        while self.next_refit + self.retrain_every <= self.now:
+            self.next_refit += self.retrain_every
+        at = self.next_refit
+        self.next_refit = at + self.retrain_every
+        horizon = -np.inf if self.retrain_window is None else at - self.retrain_window
+        while self.examples and self.examples[0][1] <= horizon:  # roughly in ts order
             self.examples.popleft()
-        known = [(f, y) for k, ts, f, y in self.examples if k <= now and ts >= horizon]
-        y = np.array([fraud for _, fraud in known], dtype=np.int8)
+        # in (ts, tx_id) order, as the evaluator holds its rows: an estimator that splits off a
+        # validation share (HistGradientBoosting past 10,000 rows) then draws the same rows
+        known = sorted((ts, i, f, y) for k, ts, i, f, y in self.examples
+                       if k <= at and ts > horizon)
+        y = np.array([fraud for *_, fraud in known], dtype=np.int8)
         if len(np.unique(y)) < 2:  # nothing to separate yet
             return False
-        self.model.fit(np.array([f for f, _ in known]), y)
+        self.model.fit(np.array([f for _, _, f, _ in known]), y)
         self.refits += 1
+        self.fitted_at = at
         log.info("refitted %s on %d labels known by %s", self.settings.model, len(known),
-                 time.strftime("%Y-%m-%d", time.gmtime(now)))
+                 time.strftime("%Y-%m-%d %H:%M", time.gmtime(at)))
         return True
+
+    def _event_time(self) -> float | None:
+        """What a snapshot stands for: a batch refit's moment, an online model's clock."""
+        if not self.online and self.fitted_at is not None:
+            return self.fitted_at
+        return self.now if self.now > 0 else None
 
     def snapshot(self) -> dict[str, Any]:
         path = self.registry.save(self.model, self.name,
                                   extra={"learned": self.learned, "model": self.settings.model,
-                                         "event_time": self.now if self.now > 0 else None})
+                                         "event_time": self._event_time()})
         self.version = int(path.stem.lstrip("v"))
         self.since_snapshot = 0
         return {"name": self.name, "version": self.version, "path": str(path.resolve()),

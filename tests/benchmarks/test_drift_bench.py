@@ -4,8 +4,9 @@ The output's shape is checked, the static model's drop is measured (a number, no
 backlog-drained models agree week by week with the offline evaluator within issue 13's 0.02 AP:
 one partition and one worker, labels released in event time, so the online model learns in the
 evaluator's order and the static model is the very one the evaluator fitted. The trainer-fed
-models run paced (3 s a simulated day here); their figures are checked for shape only, since
-their snapshots reach the worker some wall-clock seconds after each refit.
+models run paced (3 s a simulated day here); their snapshots reach the worker some wall-clock
+seconds after each refit, so they are held to the same bound against their offline twins as
+served (the models rebuilt offline for the versions the worker scored with).
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ def test_drift_bench_through_the_pipeline(kafka_bootstrap: str, tmp_path: Path) 
     assert r["fair_static"]["history_days"] == 21 and r["fair_static"]["fair"] is False
 
     weeks = r["week_diffs"]
-    assert {w["model"] for w in weeks} == {"logreg (online)", "batch_hgb static",
-                                           "batch_hgb retrained every 7 days"}
-    for w in weeks:
+    assert {w["model"] for w in weeks} == set(names)
+    for w in weeks:  # paced contenders: against their twins as served (benchmarks.served)
         assert math.isfinite(w["pipeline_ap"]) and math.isfinite(w["offline_ap"]), w
-        if "retrained" not in w["model"]:  # drained as a backlog: the evaluator's order
-            assert abs(w["diff"]) <= 0.02, w
+        assert abs(w["diff"]) <= 0.02, w
+    assert {w["model"] for w in r["serving_lag"]} == set(names[2:])
+    for name in names[2:]:
+        snaps = r["snapshots"][name]
+        assert snaps["served"] >= 1 and snaps["median_lag_hours"] >= 0, snaps
 
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Recovery" in report and "per week" in report and "offline evaluator" in report

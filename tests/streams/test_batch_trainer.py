@@ -23,6 +23,7 @@ from producers.simulator import Simulator
 from producers.world import WorldConfig
 from streams.model_runtime import ModelRuntime
 from streams.trainer import Trainer
+from tests.streams.trainer_feed import feed_trainer
 
 
 @pytest.fixture(scope="module")
@@ -31,36 +32,19 @@ def world() -> pd.DataFrame:
     return df.sort_values(["ts", "tx_id"], kind="stable").reset_index(drop=True)
 
 
-def _feed(trainer: Trainer, df: pd.DataFrame) -> list[dict]:
-    """Scores and labels in event-time order; a snapshot whenever one is due."""
-    data = prepare(df, delay_days=7.0, labels="data")
-    ids = df.tx_id.to_numpy()  # prepare() keeps the (ts, tx_id) order ``world`` has
-    events = [(float(ts), 0, i) for i, ts in enumerate(data.ts)]
-    events += [(float(k), 1, i) for i, k in enumerate(data.label_ts)]
-    events.sort()
-    notes = []
-    for _, kind, i in events:
-        if kind == 0:
-            trainer.on_score({"tx_id": int(ids[i]), "ts": float(data.ts[i]),
-                              "features": data.X[i].tolist()})
-        else:
-            trainer.on_label({"tx_id": int(ids[i]), "fraud": int(data.fraud[i]),
-                              "known_at": float(data.label_ts[i])})
-        if trainer.snapshot_due() and trainer.fit_batch():
-            notes.append(trainer.snapshot())
-    return notes
-
-
 def test_a_signed_snapshot_per_period_fitted_on_labels_known_by_then(
     tmp_path: Path, world: pd.DataFrame
 ) -> None:
     settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
     trainer = Trainer(settings, retrain_every_days=7.0, retrain_window_days=28.0)
-    notes = _feed(trainer, world)
-    span_days = (world.ts.max() - world.ts.min()) / DAY
-    assert len(notes) == trainer.refits == int(span_days // 7)  # days 7, 14, 21, 28, 35
+    notes = feed_trainer(trainer, world)
+    # due on days 7, 14, 21, 28 and 35 from the first midnight; on day 7 no fraud is known yet
+    assert len(notes) == trainer.refits == 4
     assert [n["version"] for n in notes] == list(range(1, len(notes) + 1))
     registry = Registry(tmp_path / "reg", settings.model_signing_key.get_secret_value())
+    day0 = np.floor(world.ts.min() / DAY) * DAY
+    made = [registry.load(trainer.name, n["version"]).meta["event_time"] for n in notes]
+    assert [(t - day0) / DAY for t in made] == [14.0, 21.0, 28.0, 35.0]
     last = registry.load(trainer.name)  # verifies the signature
     assert last.meta["model"] == "batch_logreg" and last.model.fitted
     # the last refit learned something: it ranks the last week's frauds (not in its data)
@@ -77,7 +61,7 @@ def test_a_worker_refuses_a_tampered_snapshot_and_keeps_its_model(
 ) -> None:
     settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
     trainer = Trainer(settings, retrain_every_days=7.0)
-    notes = _feed(trainer, world)
+    notes = feed_trainer(trainer, world)
     key = settings.model_signing_key.get_secret_value()
     runtime = ModelRuntime("batch_logreg", Registry(tmp_path / "reg", key), "w",
                            from_trainer=True)
