@@ -4,10 +4,12 @@ A worker re-reads messages after a crash or a rebalance (those past its committe
 the rewind margin of ``streams.rewind``). A malformed one among them used to be dead-lettered
 again on each re-read: after three kills, 152 DLQ messages for 44 malformed events. Before the
 re-read, the worker reads the dead-letter topics' recent tail and notes each dead letter's
-source (topic, partition, offset); the processor skips a message that already has one.
+source (topic, partition, offset, and the event's index when the letter is for one malformed
+event of an envelope whose other events went on); the processor skips what already has one.
 
-Consumers of the DLQ can also deduplicate on that triple: every dead letter carries it
-(``source_topic``, ``partition``, ``offset``; see ``docs/contracts.md``).
+Consumers of the DLQ can also deduplicate on that source: every dead letter carries it
+(``source_topic``, ``partition``, ``offset``, and ``envelope_index`` for one event of an
+envelope; see ``docs/contracts.md``).
 """
 
 from __future__ import annotations
@@ -22,22 +24,29 @@ from streams.published import first_timestamp, read_since
 
 log = logging.getLogger(__name__)
 
-Source = tuple[str, int, int]
-"""(source topic, partition, offset) of a dead-lettered message."""
+Source = tuple[str, int, int, int]
+"""(source topic, partition, offset, envelope index or ``WHOLE``) of a dead letter."""
+
+WHOLE = -1
+"""The envelope index of a letter for a whole message."""
 
 
 def source_of(value: bytes) -> Source | None:
-    """The source triple of a dead letter's value, or None when it has none.
+    """The source of a dead letter's value, or None when it has none.
 
     >>> source_of(b'{"source_topic": "transactions", "partition": 2, "offset": 7}')
-    ('transactions', 2, 7)
+    ('transactions', 2, 7, -1)
+    >>> source_of(b'{"source_topic": "labels", "partition": 0, "offset": 3, "envelope_index": 4}')
+    ('labels', 0, 3, 4)
     >>> source_of(b"not json") is None
     True
     """
     try:
         body = json.loads(value)
-        return (str(body["source_topic"]), int(body["partition"]), int(body["offset"]))
-    except (ValueError, KeyError, TypeError):
+        index = body.get("envelope_index")
+        return (str(body["source_topic"]), int(body["partition"]), int(body["offset"]),
+                WHOLE if index is None else int(index))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -26,7 +26,7 @@ from streams.alert_log import AlertLog
 from streams.alert_policy import AlertPolicy, FixedThreshold
 from streams.card_state import CardState, code_label, label_code
 from streams.challengers import Challengers
-from streams.dead_letters import Source
+from streams.dead_letters import WHOLE, Source
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
@@ -81,9 +81,14 @@ MAX_DLQ_ORIGINAL = 700_000
 """Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
 
 
-def dead_letter(record: Record, reason: str) -> KeyValue:
-    """The DLQ message: why, where from, and the original bytes (base64) to replay later."""
-    value = record.value or b""
+def dead_letter(record: Record, reason: str, reject: Reject | None = None) -> KeyValue:
+    """The DLQ message: why, where from, and the original bytes (base64) to replay later.
+
+    ``reject`` with an index is one malformed event of an envelope whose other events went
+    on: its letter carries that event's own bytes and its ``envelope_index``.
+    """
+    part = reject is not None and reject.index is not None
+    value = (reject.raw if part else record.value) or b""
     body = {
         "v": 1,
         "reason": reason[:500],
@@ -96,6 +101,8 @@ def dead_letter(record: Record, reason: str) -> KeyValue:
         "value_b64": base64.b64encode(value[:MAX_DLQ_ORIGINAL]).decode(),
         "failed_at": time.time(),
     }
+    if part:
+        body["envelope_index"] = reject.index
     return (record.key or b"", _dumps(body).encode())
 
 
@@ -227,9 +234,9 @@ class Processor:
             decoded = decode(record.value)
         except Exception as exc:  # never let one message stop the stream
             decoded = Decoded([], [Reject(None, f"undecodable: {type(exc).__name__}", b"")])
-        if decoded.rejects:  # dead-lettered whole, as the bad-input harness counts them
-            reason = decoded.rejects[0].reason
-        else:
+        whole = next((r for r in decoded.rejects if r.index is None), None)
+        reason = whole.reason if whole is not None else None
+        if whole is None and decoded.events:
             keys = [str(event.customer_id).encode() for event in decoded.events]
             reason = self._routing_error(record.key, keys)
             if reason is None:
@@ -237,14 +244,27 @@ class Processor:
                 for key in keys:
                     origin[key] = record.event
                 self.stages.stop("decode", started)
+                for reject in decoded.rejects:  # the envelope's malformed events, each alone
+                    self._dead(record, reject.reason, topic, out, reject)
                 return list(zip(keys, decoded.events, strict=True))
         self.stages.stop("decode", started)
-        if (record.topic, record.partition, record.offset) in self.dead_lettered:
-            self.telemetry.dlq_repeats.labels(topic).inc()  # re-read: its letter is out
-            return []
-        out.dead.append(dead_letter(record, reason))
-        self.telemetry.dlq.labels(topic).inc()
+        if reason is None:  # an envelope whose every event is malformed: a letter for each
+            for reject in decoded.rejects:
+                self._dead(record, reject.reason, topic, out, reject)
+        else:
+            self._dead(record, reason, topic, out)
         return []
+
+    def _dead(self, record: Record, reason: str, topic: str, out: Outgoing,
+              reject: Reject | None = None) -> None:
+        """Dead-letter a message (or one event of an envelope) unless a re-read finds its
+        letter already out (``streams.dead_letters``)."""
+        index = reject.index if reject is not None and reject.index is not None else WHOLE
+        if (record.topic, record.partition, record.offset, index) in self.dead_lettered:
+            self.telemetry.dlq_repeats.labels(topic).inc()
+            return
+        out.dead.append(dead_letter(record, reason, reject))
+        self.telemetry.dlq.labels(topic).inc()
 
     def _routing_error(self, key: bytes | None, cards: list[bytes]) -> str | None:
         if cards[0] != key:

@@ -17,6 +17,7 @@ what happens above it is recorded in ``test_known_gaps.py``.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import subprocess
 import sys
@@ -43,6 +44,9 @@ def processor(tmp_path_factory: pytest.TempPathFactory) -> Processor:
     return Processor({}, TerminalReplica(7.0), runtime, Telemetry("w"))
 
 
+OFFSETS = itertools.count()
+
+
 def _run(processor: Processor, case: Case, offset: int = 0):
     record = Record(case.key, case.value, case.topic, 3, offset)
     return (processor.score if case.topic == "transactions" else processor.learn)([record])
@@ -54,14 +58,16 @@ def _run(processor: Processor, case: Case, offset: int = 0):
 def test_every_malformed_event_is_dead_lettered_with_reason_and_bytes(
     processor: Processor, case: Case
 ) -> None:
-    out = _run(processor, case)
-    assert not out.scores, f"{case.category} was scored"
-    assert len(out.dead) == 1
+    out = _run(processor, case, offset=next(OFFSETS))  # a fresh offset: a first read
+    scored = {json.loads(v)["tx_id"] for _, v in out.scores}
+    assert scored == set(case.tx_ids), f"{case.category}: scored {scored}"
+    assert len(out.dead) == len(case.letters) == 1
     _, value = out.dead[0]
     body = json.loads(value)
     assert body["reason"].strip() and "\n" not in body["reason"]
-    assert base64.b64decode(body["value_b64"]) == case.value
+    assert base64.b64decode(body["value_b64"]) == case.letters[0]
     assert body["source_topic"] == case.topic and body["partition"] == 3
+    assert ("envelope_index" in body) is bool(case.dead)
     if case.key is not None:
         assert base64.b64decode(body["key_b64"]) == case.key
 
