@@ -93,3 +93,22 @@ def test_the_trainer_learns_each_label_once_with_its_source(tmp_path: Path) -> N
     trainer.on_score({"tx_id": 2, "ts": 150.0, "features": feats})
     assert trainer.model.learned == {"feedback": 1, "delayed": 1}
     assert trainer.learned == 2 and not trainer.early
+
+
+def test_a_due_refit_waits_for_the_labels_to_reach_its_moment(tmp_path: Path) -> None:
+    """Scores read ahead of labels (another topic, another fetch) must not make a refit that
+    misses labels known at its moment; a label stream that stopped delays it one day at most."""
+    settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
+    trainer = Trainer(settings, retrain_every_days=7.0)
+    for i in range(14):  # a transaction each half day, every third a fraud
+        trainer.on_score({"tx_id": i, "ts": i * DAY / 2, "features": [float(i % 3 == 0)] * 15})
+        trainer.on_label({"tx_id": i, "fraud": int(i % 3 == 0), "known_at": i * DAY / 2 + 60})
+    trainer.on_score({"tx_id": 99, "ts": 7.2 * DAY, "features": [0.0] * 15})
+    assert trainer.label_clock < 7 * DAY and not trainer.snapshot_due()
+    trainer.on_label({"tx_id": 98, "fraud": 0, "known_at": 7.1 * DAY})  # labels caught up
+    assert trainer.snapshot_due() and trainer.fit_batch()
+    assert trainer.fitted_at == 7 * DAY and trainer.model.n_fitted == 14
+    trainer.on_score({"tx_id": 100, "ts": 14.5 * DAY, "features": [0.0] * 15})
+    assert not trainer.snapshot_due()  # no label read past day 14 yet
+    trainer.on_score({"tx_id": 101, "ts": 15.0 * DAY, "features": [0.0] * 15})
+    assert trainer.snapshot_due()  # one event-time day later it refits anyway
