@@ -80,7 +80,7 @@ def drift_scores(data: Any, drift_day: int, online: str = "logreg", batch: str =
     Returns ``(scores by model name, seconds by model name, the fitted static model)``.
     """
     from models.catalog import make_model
-    from models.evaluate import replay_batch, replay_online
+    from models.evaluate import known_rows, replay_batch, replay_online
 
     day0 = float(np.floor(data.ts[0] / DAY) * DAY)
     scores: dict[str, np.ndarray] = {}
@@ -93,7 +93,7 @@ def drift_scores(data: Any, drift_day: int, online: str = "logreg", batch: str =
     started = time.perf_counter()
     static = make_model(batch)
     t_fit = day0 + (drift_day - STATIC_LEAD_DAYS) * DAY
-    known = data.label_ts <= t_fit
+    known = known_rows(data, t_fit)
     static.fit(data.X[known], data.fraud[known])  # type: ignore[union-attr]
     s_static = np.full(len(data), np.nan)
     after = data.ts >= t_fit

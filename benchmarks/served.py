@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from models.catalog import make_model
+from models.evaluate import known_rows
 from models.features import DAY, FEATURE_NAMES
 
 
@@ -44,10 +45,8 @@ def batch_as_served(data: Any, versions: np.ndarray, refit_at: Mapping[int, floa
         if version > 0:
             if version not in refit_at:
                 continue  # no header for this version: leave its rows out of the comparison
-            e = refit_at[version]
-            known = data.label_ts <= e
-            if window_days is not None:
-                known &= data.ts > e - window_days * DAY
+            window = None if window_days is None else window_days * DAY
+            known = known_rows(data, refit_at[version], window)
             model.fit(data.X[known], data.fraud[known])
         scores[rows] = model.predict_proba_many(data.X[rows])
     return scores

@@ -33,9 +33,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.features import FEATURE_NAMES
 from models.metrics import card_precision_at_k
 
 TERMINAL_COMPROMISE = 2  # the handbook's scenario 2: frauds hidden until a label is known
+TERMINAL_RISK_COLUMNS: tuple[int, ...] = tuple(
+    i for i, name in enumerate(FEATURE_NAMES) if name.startswith("term_risk"))
+"""The feature columns built from a terminal's known frauds (one per window)."""
 
 
 def revealable(fraud: np.ndarray, scenario: np.ndarray, terminal_risk: np.ndarray) -> np.ndarray:

@@ -195,6 +195,22 @@ def replay_online(
     return scores, seconds, len(kinds_l)
 
 
+def known_rows(data: Prepared, at: float, window_s: float | None = None) -> np.ndarray:
+    """The rows a refit at event time ``at`` trains on: labels known by then (``label_ts <=
+    at``) of the transactions of the last ``window_s`` seconds (None: all of them). The one
+    rule of the evaluator's refits, the drift study's and ``fraudstream trainer``'s twins.
+
+    >>> p = Prepared(np.array([0.0, 5.0, 9.0]), *(np.zeros(3),) * 3, np.zeros(3),
+    ...              np.array([4.0, 8.0, 20.0]), np.zeros((3, 15)), 7.0, 0.0)
+    >>> known_rows(p, 10.0).tolist(), known_rows(p, 10.0, window_s=6.0).tolist()
+    ([True, True, False], [False, True, False])
+    """
+    known = data.label_ts <= at
+    if window_s is not None:
+        known &= data.ts > at - window_s
+    return known
+
+
 def replay_batch(
     model: Model,
     data: Prepared,
@@ -220,7 +236,7 @@ def replay_batch(
     t = start
     while t < end:
         nxt = t + retrain_days * DAY
-        known = (data.label_ts <= t) & (data.ts > t - (train_days + data.delay_days) * DAY)
+        known = known_rows(data, t, (train_days + data.delay_days) * DAY)
         if known.any():
             a = time.perf_counter()
             model.fit(data.X[known], data.fraud[known])

@@ -44,15 +44,13 @@ def _day(ts: float) -> str:
 def ceilings(results: Sequence[RunResult], data: Prepared, k: int = 100) -> dict[str, float] | None:
     """CP@k of the oracle rankings (``models.ceiling``) on the rows the first model was scored
     on (every model of a handbook run shares them); None without the data's fraud scenarios."""
-    from models.ceiling import cp_ceilings
-    from models.features import FEATURE_NAMES
+    from models.ceiling import TERMINAL_RISK_COLUMNS, cp_ceilings
 
     if data.scenario is None or not results:
         return None
     m = results[0].mask
-    risk = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("term_risk")]
     return cp_ceilings(data.ts[m], data.customer_id[m], data.fraud[m], data.scenario[m],
-                       data.X[m][:, risk], k)
+                       data.X[m][:, list(TERMINAL_RISK_COLUMNS)], k)
 
 
 def markdown_table(

@@ -234,7 +234,8 @@ class Processor:
             decoded = decode(record.value)
         except Exception as exc:  # never let one message stop the stream
             decoded = Decoded([], [Reject(None, f"undecodable: {type(exc).__name__}", b"")])
-        whole = next((r for r in decoded.rejects if r.index is None), None)
+        rejects = decoded.rejects
+        whole = next((r for r in rejects if r.index is None), None) if rejects else None
         reason = whole.reason if whole is not None else None
         if whole is None and decoded.events:
             keys = [str(event.customer_id).encode() for event in decoded.events]
@@ -244,12 +245,12 @@ class Processor:
                 for key in keys:
                     origin[key] = record.event
                 self.stages.stop("decode", started)
-                for reject in decoded.rejects:  # the envelope's malformed events, each alone
+                for reject in rejects:  # the envelope's malformed events, each alone
                     self._dead(record, reject.reason, topic, out, reject)
                 return list(zip(keys, decoded.events, strict=True))
         self.stages.stop("decode", started)
         if reason is None:  # an envelope whose every event is malformed: a letter for each
-            for reject in decoded.rejects:
+            for reject in rejects:
                 self._dead(record, reject.reason, topic, out, reject)
         else:
             self._dead(record, reason, topic, out)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from models.ceiling import cp_ceilings, revealable
+from models.ceiling import TERMINAL_RISK_COLUMNS, cp_ceilings, revealable
 from models.evaluate import evaluate_prequential, prepare
-from models.features import FEATURE_NAMES
 from models.metrics import card_precision_at_k
 from models.quality import ceilings, markdown_table
 from producers.simulator import Simulator
 from producers.world import WorldConfig
 
-RISK = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("term_risk")]
+RISK = list(TERMINAL_RISK_COLUMNS)
 
 
 @pytest.fixture(scope="module")
