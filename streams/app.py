@@ -36,6 +36,7 @@ from streams.label_clock import event_time_limit
 from streams.lease import Lease
 from streams.model_runtime import ModelRuntime
 from streams.processor import Outgoing, Processor, Record
+from streams.prompt_fetch import PromptFetchApp
 from streams.published import read_published
 from streams.rewind import install_rewind
 from streams.shared_learning import SharedExamples
@@ -80,7 +81,7 @@ class FraudApp:
         data_dir = Path(settings.state_dir).resolve() / f"{settings.app_id}-{worker_id}"
         data_dir.mkdir(parents=True, exist_ok=True)  # two workers on a host: separate stores
         instance_id = settings.group_instance_id(worker_id)
-        self.app = faust.App(
+        self.app = PromptFetchApp(
             settings.app_id,
             **settings.kafka.faust_kwargs(),
             store=settings.store,
