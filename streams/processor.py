@@ -30,7 +30,7 @@ from streams.dead_letters import WHOLE, Source
 from streams.label_clock import Held, LabelClock
 from streams.model_runtime import ModelRuntime
 from streams.published import Published
-from streams.score_messages import encode_score, encode_scores
+from streams.score_messages import encode_score, encode_score_envelopes
 from streams.shared_learning import SharedExamples
 from streams.stage_times import StageTimes
 from streams.telemetry import Telemetry
@@ -531,7 +531,8 @@ class Processor:
             key = str(body["customer_id"]).encode()
             groups.setdefault(self._partition(key), []).append(body)
         for bodies in groups.values():
-            out.scores.append((str(bodies[0]["customer_id"]).encode(), encode_scores(bodies)))
+            for scores, message in encode_score_envelopes(bodies):  # keyed by its first card
+                out.scores.append((str(scores[0]["customer_id"]).encode(), message))
         out.score_bodies = []
         self.stages.stop("output", started)
 

@@ -200,3 +200,18 @@ def test_a_batch_is_answered_with_one_score_envelope_per_partition(proc: Process
         seen += [b["tx_id"] for b in bodies]
     assert sorted(seen) == list(range(1, len(cards) + 1))
     assert proc.telemetry.scores_out._value.get() == len(cards)
+
+
+def test_a_large_batch_is_answered_with_envelopes_the_producer_accepts(proc: Processor) -> None:
+    """4,000 scores of one partition (eight envelopes of 500 taken at once) made one 1.3 MB
+    message, over the producer's largest request: it is split, in order, under the bound."""
+    from streams.score_messages import MAX_ENVELOPE_BYTES, decode_scores
+
+    proc.pack_scores = True
+    records = [tx_record(i, customer=7, ts=1e9 + i, offset=i) for i in range(1, 4001)]
+    out = proc.score(records)
+    assert len(out.scores) > 1
+    assert max(len(value) for _, value in out.scores) <= MAX_ENVELOPE_BYTES
+    seen = [b["tx_id"] for _, value in out.scores for b in decode_scores(value)]
+    assert seen == list(range(1, 4001))
+    assert {key for key, _ in out.scores} == {b"7"}
