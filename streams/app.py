@@ -367,14 +367,20 @@ class FraudApp:
 
     async def _before_reread(self, starts: dict[Any, int]) -> None:
         """Before re-reading, learn which of those messages already have a score or a dead
-        letter out (read together: both are on the path to the first score)."""
+        letter out (read together: both are on the path to the first score).
+
+        Faust seeks twice after an assignment and lets the agents process between the two,
+        so the second read-back runs while re-read messages are being answered: what the
+        first one found stays in use until the second is done, and is then replaced (it
+        used to be cleared when the second began: a rejoined worker scored again, with its
+        own model, transactions whose scores were out, in the 0.2-0.8 s of that read-back,
+        measured with ``reliability.link_cut``). A revocation clears it (``on_revoked``)."""
         await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
 
     async def _load_published(self, starts: dict[Any, int]) -> None:
         """Which re-read transactions already have a score out (``streams.published``)."""
         t = self.settings.topics
         tx_starts = {tp: offset for tp, offset in starts.items() if tp.topic == t.transactions}
-        self.processor.keep_published({}, {})
         began = time.monotonic()
         try:
             read_back = await read_published(self.settings.kafka.aiokafka_kwargs(), t.scores,
@@ -392,7 +398,6 @@ class FraudApp:
     async def _load_dead_letters(self, starts: dict[Any, int]) -> None:
         """Which re-read messages already have a dead letter out (``streams.dead_letters``)."""
         t = self.settings.topics
-        self.processor.dead_lettered = set()
         try:
             sources = await read_dead_letters(self.settings.kafka.aiokafka_kwargs(),
                                               (t.transactions_dlq, t.labels_dlq), starts)
