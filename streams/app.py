@@ -54,6 +54,10 @@ LOOP_PROBE_S = 0.25  # how often the event loop's responsiveness is sampled
 ENVELOPE_WITHIN_S = 0.005
 """How long an envelope-mode batch waits for ``envelope_batch`` envelopes: in a backlog they
 are already buffered; live, an envelope waits at most this long for others."""
+READBACK_WAIT_S = 10.0
+"""The longest the agents wait for a read-back of what is already out (``_before_reread``):
+it takes about a second after a rejoin; it is bounded so that a slow one delays scoring,
+never stops it."""
 ALIGN_MIN_GAP_S = 0.01
 """The alignment also runs after each batch, at most this often (it reads every assigned
 partition's high-water mark)."""
@@ -178,6 +182,11 @@ class FraudApp:
         """Held while an agent hands its results to the producer: the two agents' sends never
         interleave, so each one's CPU time can be told apart from the other's."""
         self.started_mono = time.monotonic()
+        self._reread_known = asyncio.Event()
+        """Clear while the worker reads back which re-read messages already have a score or
+        a dead letter out (``_before_reread``): the agents wait for it, at most
+        ``READBACK_WAIT_S``."""
+        self._reread_known.set()
         self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
                            settings.kafka.heartbeat_interval_ms / 1000)
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
@@ -376,8 +385,17 @@ class FraudApp:
         first one found stays in use until the second is done, and is then replaced (it
         used to be cleared when the second began: a rejoined worker scored again, with its
         own model, transactions whose scores were out, in the 0.2-0.8 s of that read-back,
-        measured with ``reliability.link_cut``). A revocation clears it (``on_revoked``)."""
-        await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
+        measured with ``reliability.link_cut``). A revocation clears it (``on_revoked``).
+
+        The agents wait while it runs (``_may_process``): Faust may resume the flow before it
+        is done, and a rejoined worker then scored again, in the second before its only
+        read-back ended, 48 transactions whose scores were out (``fraudstream chaos --only
+        link-cut --seed 7``, 2026-12-01)."""
+        self._reread_known.clear()
+        try:
+            await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
+        finally:
+            self._reread_known.set()
 
     async def _load_published(self, starts: dict[Any, int]) -> None:
         """Which re-read transactions already have a score out (``streams.published``)."""
@@ -467,8 +485,8 @@ class FraudApp:
                 await self.shared.ready.wait()
             if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
-                    if not self.lease.held():  # a clock read per event, no coroutine
-                        await self._wait_for_lease(1)
+                    if not (self.lease.held() and self._reread_known.is_set()):
+                        await self._may_process(1)  # the slow path only: no coroutine
                     await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
                 return
             # A micro-batch of messages, or of envelopes: the processor reads and writes each
@@ -476,8 +494,8 @@ class FraudApp:
             size, within = ((s.microbatch_size, s.microbatch_within_s) if mode == "microbatch"
                             else (s.envelope_batch, ENVELOPE_WITHIN_S))
             async for events in stream.take_events(size, within):
-                if not self.lease.held():
-                    await self._wait_for_lease(len(events))
+                if not (self.lease.held() and self._reread_known.is_set()):
+                    await self._may_process(len(events))
                 await self._send(self.processor.score([self._record(e) for e in events]),
                                  self.tx_dlq)
 
@@ -487,8 +505,8 @@ class FraudApp:
             if self.shared is not None:
                 await self.shared.ready.wait()
             async for events in stream.take_events(500, 0.05):
-                if not self.lease.held():
-                    await self._wait_for_lease(len(events))
+                if not (self.lease.held() and self._reread_known.is_set()):
+                    await self._may_process(len(events))
                 await self._send(self.processor.learn([self._record(e) for e in events]),
                                  self.labels_dlq)
 
@@ -600,6 +618,20 @@ class FraudApp:
         register_views(self)
 
     # ---------------------------------------------------------------------------------
+    async def _may_process(self, n_events: int) -> None:
+        """Wait while a read-back of what is already out is running (at most
+        ``READBACK_WAIT_S``: past it the worker scores again, as without the read-back), then
+        while this worker's lease is out (``streams.lease``)."""
+        if not self._reread_known.is_set():
+            try:
+                await asyncio.wait_for(self._reread_known.wait(), READBACK_WAIT_S)
+            except TimeoutError:
+                log.warning("read-back of published scores still running after %.0f s: "
+                            "processing %d held event(s); re-read ones may be scored again",
+                            READBACK_WAIT_S, n_events)
+        if not self.lease.held():
+            await self._wait_for_lease(n_events)
+
     async def _wait_for_lease(self, n_events: int) -> None:
         """Wait while this worker's lease on its partitions is out (``streams.lease``); the
         agents call it only then, so the per-event path costs one clock read."""
