@@ -476,8 +476,8 @@ class FraudApp:
         # place as Faust's default would: the events of its batch in flight are acked by
         # Faust all the same, so a restarted agent goes on without them (measured: an
         # oversized score message crashed the agent, 20,000 transactions were never scored
-        # and the drain stalled). A stopped worker restarts from its committed offsets and
-        # re-reads (``streams.rewind``): nothing is lost.
+        # and the drain stalled). A worker started again re-reads from before its committed
+        # offsets (``streams.rewind``, ``replay_on_assign`` messages a partition).
         @app.agent(self.tx_topic, concurrency=1, supervisor_strategy=CrashingSupervisor)
         async def score_transactions(stream: faust.StreamT) -> None:
             await self.replica.ready.wait()
@@ -486,7 +486,7 @@ class FraudApp:
             if mode == "event" or (mode == "envelope" and s.envelope_batch == 1):
                 async for event in stream.events():
                     if not (self.lease.held() and self._reread_known.is_set()):
-                        await self._may_process(1)  # the slow path only: no coroutine
+                        await self._may_process(1)  # a coroutine only when one is out
                     await self._send(self.processor.score([self._record(event)]), self.tx_dlq)
                 return
             # A micro-batch of messages, or of envelopes: the processor reads and writes each
@@ -621,7 +621,9 @@ class FraudApp:
     async def _may_process(self, n_events: int) -> None:
         """Wait while a read-back of what is already out is running (at most
         ``READBACK_WAIT_S``: past it the worker scores again, as without the read-back), then
-        while this worker's lease is out (``streams.lease``)."""
+        while this worker's lease on its partitions is out (``streams.lease``). The agents
+        call it only when one of the two is out, so the per-event path costs a clock read
+        and a flag test."""
         if not self._reread_known.is_set():
             try:
                 await asyncio.wait_for(self._reread_known.wait(), READBACK_WAIT_S)
@@ -629,13 +631,9 @@ class FraudApp:
                 log.warning("read-back of published scores still running after %.0f s: "
                             "processing %d held event(s); re-read ones may be scored again",
                             READBACK_WAIT_S, n_events)
-        if not self.lease.held():
-            await self._wait_for_lease(n_events)
-
-    async def _wait_for_lease(self, n_events: int) -> None:
-        """Wait while this worker's lease on its partitions is out (``streams.lease``); the
-        agents call it only then, so the per-event path costs one clock read."""
         lease = self.lease
+        if lease.held():
+            return
         waits, released = lease.waits, lease.released
         await lease.allows(lambda: bool(self.app.rebalancing), n_events)
         self.telemetry.lease_waits.inc(lease.waits - waits)

@@ -3,8 +3,8 @@
 Faust's default (one-for-one) restarts a crashed agent, but the events of the batch it was
 handling are acked all the same: the restarted agent goes on without them, and with event-time
 alignment the partition they came from never advances again (seen: an oversized score message,
-20,000 transactions never scored). A stopped worker restarts from its committed offsets and
-re-reads what it had not published (``streams.rewind``), so stopping is the safe choice.
+20,000 transactions never scored). A worker started again re-reads from before its committed
+offsets (``streams.rewind``), so stopping is the safer choice.
 """
 
 from __future__ import annotations
