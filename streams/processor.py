@@ -128,6 +128,9 @@ class Processor:
         alert_policy: AlertPolicy | None = None,
     ) -> None:
         self.cards = cards
+        self._read_card = getattr(cards, "read", None)
+        """A partitioned store reads by the record's partition (``CardTable.read``); a dict
+        in tests has no partitions."""
         self.partitions = partitions
         self._partition_of: dict[bytes, int] = {}
         self.replica = replica
@@ -195,11 +198,14 @@ class Processor:
         self._last_event.clear()
         self._rebuild = set(range(self.partitions)) if partitions is None else set(partitions)
 
-    def _card(self, key: bytes) -> CardState:
+    def _card(self, key: bytes, partition: int) -> CardState:
+        """The card's state, decoded once and cached; ``partition`` is the one its record
+        came from, where its state is stored (``CardTable.read``)."""
         card = self._cache.get(key)
         if card is None:
             started = self.stages.start()
-            raw = self.cards.get(key)
+            read = self._read_card
+            raw = read(key, partition) if read is not None else self.cards.get(key)
             card = CardState.from_bytes(raw) if raw else CardState()
             self._cache[key] = card
             self.stages.stop("state", started)
@@ -344,7 +350,7 @@ class Processor:
                 fresh = []
                 self._learn_peers(tx.ts, out)
                 peers_next = shared.next_known_at()  # type: ignore[union-attr]
-            card = self._card(key)
+            card = self._card(key, partition)
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
                 entry = card.scored(tx.tx_id)
@@ -472,7 +478,7 @@ class Processor:
         event = self._last_event[partition]
         released = 0
         for known_at, tx_id, key in due:
-            card = self._card(key)
+            card = self._card(key, partition)
             held = card.early.get(tx_id)
             if held is None:  # learned or expired meanwhile
                 continue
@@ -616,7 +622,7 @@ class Processor:
             if label.fraud:
                 self.replica.record_fraud(label.terminal_id, label.tx_ts, label.known_at,
                                           label.tx_id)
-            card = self._card(key)
+            card = self._card(key, partition)
             if label.tx_id in card.done:
                 dupes += 1
                 continue

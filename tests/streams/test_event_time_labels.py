@@ -125,7 +125,7 @@ def test_labels_learned_on_arrival_would_differ(tmp_path: Path, world: pd.DataFr
     got = []
     for r in world.itertuples(index=False):
         got.append(json.loads(proc.score([tx_rec(r)]).scores[0][1])["score"])
-        card = proc._card(str(int(r.customer_id)).encode())
+        card = proc._card(str(int(r.customer_id)).encode(), 0)
         proc.clock.advance(0, float("inf"))
         proc.learn([labels[int(r.tx_id)]])
         proc.clock.clear()
@@ -163,7 +163,7 @@ def test_unknown_label_is_held_then_expired(tmp_path: Path) -> None:
     proc.learn([label_rec(999, 1, 5, 1e9, 1, 1e9 + DAY)])  # no such transaction
     for k in range(70):  # the card keeps trading; the label's time passes, then its TTL
         proc.score([tx_rec(_Row(2 + k, 1e9 + 2 * DAY + k * 0.8 * DAY))])
-    card = proc._card(b"1")
+    card = proc._card(b"1", 0)
     assert 999 not in card.early
     assert proc.telemetry.labels_expired._value.get() == 1
     assert proc.runtime.learned == 0
@@ -203,7 +203,7 @@ def test_a_seen_transaction_without_its_score_is_rescored(tmp_path: Path) -> Non
     Kafka: the re-read transaction is scored again and counted, not answered with nothing."""
     proc = make_proc(tmp_path)
     first = json.loads(proc.score([tx_rec(_Row(1, 1e9))]).scores[0][1])
-    card = proc._card(b"1")
+    card = proc._card(b"1", 0)
     card.pop_pending(1)
     card.mark_done(1)
     card.pending = card.pending[:0]  # the kept row is gone

@@ -51,7 +51,7 @@ def test_redelivered_transaction_is_answered_not_counted_twice(proc: Processor) 
     first = proc.score([tx_record(1)])
     again = proc.score([tx_record(1)])
     assert json.loads(again.scores[0][1])["score"] == json.loads(first.scores[0][1])["score"]
-    card = proc._card(b"1")
+    card = proc._card(b"1", 0)
     assert len(card.customer.ts) == 1
     assert proc.telemetry.replayed._value.get() == 1
     later = json.loads(proc.score([tx_record(3, ts=1e9 + 10)]).scores[0][1])
@@ -129,7 +129,7 @@ def test_transaction_with_a_published_score_keeps_it(proc: Processor) -> None:
     proc.published = {1: (0.25, [7.0] * 15)}
     out = proc.score([tx_record(1)])
     assert out.scores == []
-    card = proc._card(b"1")
+    card = proc._card(b"1", 0)
     entry = card.scored(1)
     assert (entry.score, entry.features) == (0.25, [7.0] * 15)
     assert len(card.customer.ts) == 1  # the card counts it, as the first incarnation did
@@ -160,7 +160,7 @@ def test_published_scores_are_dropped_once_the_reread_is_past(proc: Processor) -
     """The map serves re-read offsets only; the batch that reaches the end still uses it."""
     proc.keep_published({1: (0.25, [7.0] * 15), 9: (0.5, [1.0] * 15)}, {("transactions", 0): 2})
     out = proc.score([tx_record(1, offset=1)])  # offset 1: the last re-read one
-    assert out.scores == [] and proc._card(b"1").scored(1).score == 0.25
+    assert out.scores == [] and proc._card(b"1", 0).scored(1).score == 0.25
     assert proc.published == {}
     assert len(proc.score([tx_record(9, ts=1e9 + 5, offset=2)]).scores) == 1  # new: scored
 
