@@ -1,0 +1,251 @@
+"""How the worker's state grows: bytes per card and per terminal, against days and cards.
+
+Issue 12 asks that the state kept per card and per terminal stay bounded, and that the report
+say how it grows with cards. This feeds simulated worlds through the worker's own ``Processor``
+(a dict in place of the RocksDB table and no broker: the values are the bytes the table and its
+changelog would hold), with each label fed as it becomes known, and measures at checkpoints:
+
+* **stored cards**: the encoded ``CardState`` values (RocksDB and the changelog hold these);
+* **decoded cards**: the processor's cache of decoded cards, which keeps every card it touched
+  until partitions move (Python objects, measured with ``deep_size``);
+* **terminals**: the terminal replica every worker keeps whole, and the transaction ids it
+  remembers to apply each delta once (bounded by time, not by terminals).
+
+Run: ``python -m benchmarks.state_size [--customers 1000] [--days 120] [--every 15]
+[--sweep 250,500,1000,2000] [--sweep-days 60] [--out reports/state]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.features import DAY
+from models.registry import Registry
+from producers.events import Label, Transaction, encode_label, encode_transaction
+from producers.simulator import Simulator
+from producers.world import WorldConfig
+from streams.card_state import CardState
+from streams.model_runtime import ModelRuntime
+from streams.processor import Processor, Record
+from streams.telemetry import Telemetry
+from streams.terminal_replica import TerminalReplica
+
+_ATOMS = (int, float, str, bytes, bool, type(None), array)  # arrays: getsizeof counts their buffer
+
+
+def deep_size(obj: Any, seen: set[int] | None = None) -> int:
+    """Bytes of ``obj`` and everything it holds (containers, arrays, slotted dataclasses).
+
+    Why hand-written: ``sys.getsizeof`` counts one object, and no library of this project's
+    stack walks ``__slots__`` dataclasses and ``array`` together. Shared objects count once.
+
+    >>> deep_size([1.5, 2.5]) > deep_size([]) > 0
+    True
+    """
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, _ATOMS):
+        return size
+    if isinstance(obj, dict):
+        return size + sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    if isinstance(obj, (list, tuple, set, frozenset, deque)):
+        return size + sum(deep_size(x, seen) for x in obj)
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if hasattr(obj, name):
+                size += deep_size(getattr(obj, name), seen)
+    if hasattr(obj, "__dict__"):
+        size += deep_size(vars(obj), seen)
+    return size
+
+
+@dataclass
+class Checkpoint:
+    """The state after ``day`` simulated days of one world."""
+
+    customers: int
+    day: int
+    transactions: int
+    cards: int
+    stored_bytes: int
+    stored_p99: float
+    stored_max: int
+    decoded_bytes: int
+    pending_rows: float  # per card: scored transactions waiting for a label
+    held_labels: int
+    terminals: int
+    terminal_bytes: int
+    remembered_ids: int
+    remembered_bytes: int
+
+
+def _processor(registry_dir: Path) -> Processor:
+    runtime = ModelRuntime("logreg", Registry(registry_dir, "state-size"), "state-size",
+                           snapshot_every=10**9)
+    runtime.start()
+    return Processor({}, TerminalReplica(), runtime, Telemetry("state-size"),
+                     alert_threshold=2.0, partitions=1)
+
+
+def _measure(proc: Processor, customers: int, day: int, n_tx: int) -> Checkpoint:
+    values = list(proc.cards.values())
+    sizes = np.array([len(v) for v in values]) if values else np.zeros(1)
+    pending = [CardState.from_bytes(v).n_pending() for v in values]
+    replica = proc.replica
+    return Checkpoint(
+        customers=customers, day=day, transactions=n_tx, cards=len(values),
+        stored_bytes=int(sizes.sum()), stored_p99=float(np.percentile(sizes, 99)),
+        stored_max=int(sizes.max()), decoded_bytes=deep_size(proc._cache),
+        pending_rows=float(np.mean(pending)) if pending else 0.0,
+        held_labels=proc.clock.held(), terminals=len(replica.states),
+        terminal_bytes=deep_size(replica.states),
+        remembered_ids=len(replica._seen),
+        remembered_bytes=deep_size(replica._seen) + deep_size(replica._seen_order),
+    )
+
+
+def replay(world: pd.DataFrame, customers: int, checkpoints: list[int],
+           work: Path) -> list[Checkpoint]:
+    """Feed ``world`` day by day (labels known by a day's end first, held by the processor
+    until their time) and measure the state after each day of ``checkpoints``."""
+    proc = _processor(work / f"registry-{customers}")
+    world = world.sort_values(["ts", "tx_id"], kind="stable")
+    known = np.maximum(world.label_ts.to_numpy(), world.ts.to_numpy())
+    labels = world.assign(known=known).sort_values(["known", "tx_id"], kind="stable")
+    start = float(world.ts.min())
+    start = start - start % DAY
+    tx_day = ((world.ts.to_numpy() - start) // DAY).astype(int)
+    label_day = ((labels.known.to_numpy() - start) // DAY).astype(int)
+    out: list[Checkpoint] = []
+    offset = n_tx = 0
+    for day in range(max(checkpoints)):
+        day_labels = labels[label_day == day]
+        records = [Record(str(int(r.customer_id)).encode(), encode_label(
+            Label(int(r.tx_id), int(r.customer_id), int(r.terminal_id), float(r.ts),
+                  int(r.fraud), float(r.known), 0.0)), "labels", 0, i)
+            for i, r in enumerate(day_labels.itertuples(index=False))]
+        for i in range(0, len(records), 500):
+            proc.learn(records[i:i + 500])
+        day_tx = world[tx_day == day]
+        batch = []
+        for r in day_tx.itertuples(index=False):
+            tx = Transaction(int(r.tx_id), float(r.ts), int(r.customer_id), int(r.terminal_id),
+                             float(r.amount), 0.0)
+            batch.append(Record(str(tx.customer_id).encode(), encode_transaction(tx),
+                                "transactions", 0, offset))
+            offset += 1
+            if len(batch) == 200:
+                proc.score(batch)
+                batch = []
+        if batch:
+            proc.score(batch)
+        proc.replica.take_outgoing()  # the worker publishes its deltas every 200 ms
+        n_tx += len(day_tx)
+        if day + 1 in checkpoints:
+            out.append(_measure(proc, customers, day + 1, n_tx))
+    return out
+
+
+def world(customers: int, days: int, seed: int) -> pd.DataFrame:
+    return Simulator(WorldConfig(n_customers=customers, n_terminals=2 * customers,
+                                 n_days=days, seed=seed)).frame()
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f}"
+
+
+def render(by_day: list[Checkpoint], by_cards: list[Checkpoint], command: str) -> str:
+    """The report as Markdown."""
+    lines = ["# How the worker's state grows", "", f"Measured by `{command}` (offline: the "
+             "worker's `Processor` fed simulated worlds, no broker; see the module docstring).",
+             "", "## Against time (one world)", "",
+             "| day | tx | cards | stored B/card (mean / p99 / max) | decoded B/card | "
+             "pending rows/card | held labels | terminals | replica B/terminal | ids remembered "
+             "| ids MB |", "|" + "---|" * 11]
+    for c in by_day:
+        lines.append(
+            f"| {c.day} | {c.transactions:,} | {c.cards:,} | {c.stored_bytes / c.cards:,.0f} / "
+            f"{c.stored_p99:,.0f} / {c.stored_max:,} | {c.decoded_bytes / c.cards:,.0f} | "
+            f"{c.pending_rows:.1f} | {c.held_labels:,} | {c.terminals:,} | "
+            f"{c.terminal_bytes / max(c.terminals, 1):,.0f} | {c.remembered_ids:,} | "
+            f"{_mb(c.remembered_bytes)} |")
+    lines += ["", "## Against cards (same days)", "",
+              "| customers | tx | cards | stored MB | stored B/card | decoded MB | decoded B/card "
+              "| terminals | replica MB | ids remembered | ids MB |", "|" + "---|" * 11]
+    for c in by_cards:
+        lines.append(
+            f"| {c.customers:,} | {c.transactions:,} | {c.cards:,} | {_mb(c.stored_bytes)} | "
+            f"{c.stored_bytes / c.cards:,.0f} | {_mb(c.decoded_bytes)} | "
+            f"{c.decoded_bytes / c.cards:,.0f} | {c.terminals:,} | {_mb(c.terminal_bytes)} | "
+            f"{c.remembered_ids:,} | {_mb(c.remembered_bytes)} |")
+    first, last = by_day[0], by_day[-1]
+    small, large = by_cards[0], by_cards[-1]
+
+    def growth(a: float, b: float) -> str:
+        return f"x{b / a:.2f}" if a else "n/a"
+
+    lines += ["", "## What it says (from the figures above)", "",
+              f"- Stored bytes per card: {first.stored_bytes / first.cards:,.0f} after day "
+              f"{first.day}, {last.stored_bytes / last.cards:,.0f} after day {last.day} "
+              f"({growth(first.stored_bytes / first.cards, last.stored_bytes / last.cards)} "
+              f"while the days grew {growth(first.day, last.day)}).",
+              f"- From {small.cards:,} to {large.cards:,} cards "
+              f"({growth(small.cards, large.cards)}): stored state "
+              f"{growth(small.stored_bytes, large.stored_bytes)}, decoded cache "
+              f"{growth(small.decoded_bytes, large.decoded_bytes)}, terminal replica "
+              f"{growth(small.terminal_bytes, large.terminal_bytes)}, remembered ids "
+              f"{growth(small.remembered_bytes, large.remembered_bytes)}.",
+              "- The decoded cache keeps every card touched since partitions last moved; the "
+              "terminal replica keeps every terminal's last 38 days on every worker, and the "
+              "transaction ids of that period (bounded by time and transaction rate).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--every", type=int, default=15)
+    parser.add_argument("--sweep", default="250,500,1000,2000")
+    parser.add_argument("--sweep-days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        sweep = sorted(int(x) for x in args.sweep.split(","))
+    except ValueError:
+        parser.error(f"--sweep must be customer counts separated by commas, got {args.sweep!r}")
+    if args.days < args.every or min(sweep) < 10:
+        parser.error("--days must be at least --every, and every --sweep count at least 10")
+    with tempfile.TemporaryDirectory(prefix="fraudstream-state-") as tmp:
+        work = Path(tmp)
+        by_day = replay(world(args.customers, args.days, args.seed), args.customers,
+                        list(range(args.every, args.days + 1, args.every)), work)
+        by_cards = [replay(world(n, args.sweep_days, args.seed), n, [args.sweep_days], work)[0]
+                    for n in sweep]
+    command = "python -m benchmarks.state_size " + " ".join(argv if argv is not None
+                                                             else sys.argv[1:])
+    text = render(by_day, by_cards, command.strip())
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
