@@ -3,14 +3,16 @@
     python -m benchmarks.drain_one [--bootstrap HOST:PORT] [--model sgd_logreg,logreg]
                                    [--envelope 500] [--tx 100000] [--no-labels]
                                    [--mode event|microbatch|envelope]
-                                   [--backlogs FILE]
+                                   [--workers 2 --learning local|shared|trainer]
+                                   [--stop-after N] [--backlogs FILE]
 
 ``fraudstream bench`` measures everything in half an hour; this measures one configuration in
 a minute, which is what comparing two commits needs. The backlog (a simulated world, the
 same as the bench's) is put on the broker once and its topics are remembered in ``--backlogs``
 (default ``.fraudstream/drain-backlogs.json``), so a second run, or a run of another checkout
 against the same broker (``PYTHONPATH=/path/to/checkout python /path/to/drain_one.py``),
-drains the very same messages.
+drains the very same messages. With labels, the AP of the scores read back is printed too
+(against the simulator's ground truth for the same world).
 """
 
 from __future__ import annotations
@@ -50,14 +52,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--mode", choices=("event", "microbatch", "envelope"),
                         help="processing mode (default: envelope for --envelope > 1, else event);"
                              " FRAUDSTREAM_* variables set the rest (e.g. _MICROBATCH_WITHIN_S)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--learning", choices=("local", "shared", "trainer"), default="local",
+                        help="who learns with several workers (FRAUDSTREAM_LEARNING)")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop once this many transactions are scored (a prefix)")
     parser.add_argument("--backlogs", type=Path, default=Path(".fraudstream/drain-backlogs.json"))
     args = parser.parse_args(argv)
-    if args.envelope < 1 or args.tx < 1:
-        parser.error("--envelope and --tx must be at least 1")
+    if args.envelope < 1 or args.tx < 1 or args.workers < 1:
+        parser.error("--envelope, --tx and --workers must be at least 1")
 
     import tempfile
 
-    from benchmarks.pipeline import Bench, RunSpec, run_drain
+    from benchmarks.pipeline import Bench, RunSpec, World, accuracy, ground_truth, run_drain
     from benchmarks.producer_bench import broker_or_throwaway
     from infra.settings import Settings
 
@@ -68,12 +75,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         backlogs = args.backlogs if args.bootstrap else bench.work / "backlogs.json"
         backlog = _backlog(bench, backlogs, args.envelope, args.tx)
         mode = args.mode or ("envelope" if args.envelope > 1 else "event")
+        truth = None if args.no_labels else ground_truth(bench, World(2000, 4000, 120), args.tx)
         for model in args.model.split(","):
             r = run_drain(bench, RunSpec(f"{model}/{mode} {args.envelope}", model, mode,
-                                         backlog, learn=not args.no_labels))
+                                         backlog, learn=not args.no_labels,
+                                         workers=args.workers, learning=args.learning,
+                                         stop_after=args.stop_after))
+            quality = ""
+            if truth is not None and r.get("_rows") is not None:
+                r.update(accuracy(r["_rows"], truth))
+                quality = f"AP {r['ap']:.3f} AUC {r['auc']:.3f}, "
             stages = " ".join(f"{k}={v:.1f}" for k, v in r.get("stages_us", {}).items())
             print(f"{r['label']}{'' if args.no_labels else ', labels'}: {r['scored']:,} scored, "
-                  f"{r['tx_per_s']:,.0f} tx/s, {r['cpu_s_per_mtx']:,.0f} CPU-us per tx "
+                  f"{r['tx_per_s']:,.0f} tx/s, {quality}{r['cpu_s_per_mtx']:,.0f} CPU-us per tx "
                   f"[{stages}] card writes per tx {r.get('card_writes_per_tx', 0):.2f}, "
                   f"peak RSS {r.get('peak_rss_mb', 0):.0f} MB, longest event-loop stall "
                   f"{r.get('loop_stall_max_s', 0):.2f} s", flush=True)
