@@ -23,6 +23,7 @@ import tempfile
 from array import array
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from models.features import DAY
 from models.registry import Registry
 from producers.events import Label, Transaction, encode_label, encode_transaction
 from producers.simulator import Simulator
+from producers.timeline import TX, split_days, timeline
 from producers.world import WorldConfig
 from streams.card_state import CardState
 from streams.model_runtime import ModelRuntime
@@ -40,6 +42,8 @@ from streams.processor import Processor, Record
 from streams.telemetry import Telemetry
 from streams.terminal_replica import TerminalReplica
 
+LABEL_WAIT_DAYS = 8
+"""Days simulated past the last checkpoint (the simulator's labels come 7 days late)."""
 _ATOMS = (int, float, str, bytes, bool, type(None), array)  # arrays: getsizeof counts their buffer
 
 
@@ -117,45 +121,51 @@ def _measure(proc: Processor, customers: int, day: int, n_tx: int) -> Checkpoint
     )
 
 
+def _record(row: Any, offset: int) -> Record:
+    """A timeline row (``producers.timeline``) as the record the worker would read."""
+    key = str(int(row.customer_id)).encode()
+    if row.kind == TX:
+        tx = Transaction(int(row.tx_id), float(row.ts), int(row.customer_id),
+                         int(row.terminal_id), float(row.amount), 0.0)
+        return Record(key, encode_transaction(tx), "transactions", 0, offset)
+    label = Label(int(row.tx_id), int(row.customer_id), int(row.terminal_id), float(row.ts),
+                  int(row.fraud), float(row.time), 0.0)
+    return Record(key, encode_label(label), "labels", 0, offset)
+
+
 def replay(world: pd.DataFrame, customers: int, checkpoints: list[int],
            work: Path) -> list[Checkpoint]:
-    """Feed ``world`` day by day (labels known by a day's end first, held by the processor
-    until their time) and measure the state after each day of ``checkpoints``."""
+    """Feed ``world`` as the producer sends it (``producers.timeline``: transactions and
+    labels merged in event time, a day at a time) and measure the state after each day of
+    ``checkpoints``."""
     proc = _processor(work / f"registry-{customers}")
-    world = world.sort_values(["ts", "tx_id"], kind="stable")
-    known = np.maximum(world.label_ts.to_numpy(), world.ts.to_numpy())
-    labels = world.assign(known=known).sort_values(["known", "tx_id"], kind="stable")
-    start = float(world.ts.min())
-    start = start - start % DAY
-    tx_day = ((world.ts.to_numpy() - start) // DAY).astype(int)
-    label_day = ((labels.known.to_numpy() - start) // DAY).astype(int)
+    frame = world.sort_values(["ts", "tx_id"], kind="stable")
+    first_day = int(frame.ts.iloc[0] // DAY)
+    due = sorted(checkpoints)
     out: list[Checkpoint] = []
     offset = n_tx = 0
-    for day in range(max(checkpoints)):
-        day_labels = labels[label_day == day]
-        records = [Record(str(int(r.customer_id)).encode(), encode_label(
-            Label(int(r.tx_id), int(r.customer_id), int(r.terminal_id), float(r.ts),
-                  int(r.fraud), float(r.known), 0.0)), "labels", 0, i)
-            for i, r in enumerate(day_labels.itertuples(index=False))]
-        for i in range(0, len(records), 500):
-            proc.learn(records[i:i + 500])
-        day_tx = world[tx_day == day]
-        batch = []
-        for r in day_tx.itertuples(index=False):
-            tx = Transaction(int(r.tx_id), float(r.ts), int(r.customer_id), int(r.terminal_id),
-                             float(r.amount), 0.0)
-            batch.append(Record(str(tx.customer_id).encode(), encode_transaction(tx),
-                                "transactions", 0, offset))
-            offset += 1
-            if len(batch) == 200:
-                proc.score(batch)
-                batch = []
-        if batch:
-            proc.score(batch)
+    for segment in timeline(split_days(frame, DAY)):
+        day = int(segment.ts[segment.kind == TX].iloc[0] // DAY) - first_day + 1
+        if day > due[-1]:
+            break
+        kinds = segment.kind.to_numpy()
+        # consecutive events of one kind go as one batch, as the two agents take them
+        starts = [0, *(np.flatnonzero(np.diff(kinds)) + 1).tolist(), len(segment)]
+        rows = list(segment.itertuples(index=False))
+        for lo, hi in pairwise(starts):
+            for i in range(lo, hi, 200):
+                batch = [_record(r, offset + j) for j, r in enumerate(rows[i:min(i + 200, hi)])]
+                offset += len(batch)
+                if kinds[lo] == TX:
+                    proc.score(batch)
+                    n_tx += len(batch)
+                else:
+                    proc.learn(batch)
         proc.replica.take_outgoing()  # the worker publishes its deltas every 200 ms
-        n_tx += len(day_tx)
-        if day + 1 in checkpoints:
-            out.append(_measure(proc, customers, day + 1, n_tx))
+        while due and day >= due[0]:
+            out.append(_measure(proc, customers, due.pop(0), n_tx))
+        if not due:
+            break
     return out
 
 
@@ -233,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--days must be at least --every, and every --sweep count at least 10")
     with tempfile.TemporaryDirectory(prefix="fraudstream-state-") as tmp:
         work = Path(tmp)
-        by_day = replay(world(args.customers, args.days, args.seed), args.customers,
+        # worlds a label wait longer than measured: at a file's end the timeline sends every
+        # label still to come at once, which the last day would otherwise hold
+        extra = LABEL_WAIT_DAYS
+        by_day = replay(world(args.customers, args.days + extra, args.seed), args.customers,
                         list(range(args.every, args.days + 1, args.every)), work)
-        by_cards = [replay(world(n, args.sweep_days, args.seed), n, [args.sweep_days], work)[0]
-                    for n in sweep]
+        by_cards = [replay(world(n, args.sweep_days + extra, args.seed), n, [args.sweep_days],
+                           work)[0] for n in sweep]
     command = "python -m benchmarks.state_size " + " ".join(argv if argv is not None
                                                              else sys.argv[1:])
     text = render(by_day, by_cards, command.strip())
