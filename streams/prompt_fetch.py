@@ -33,6 +33,8 @@ from faust.transport import by_url
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.idempotent_producer import IdempotentProducer
+
 HELD_WAIT_S = 0.05
 """While some partition is held back by its buffer and the others have nothing, how long the
 fetch loop waits for a held one to come back before it looks at the others again: the bound
@@ -85,9 +87,10 @@ class PromptConsumer(faust_aiokafka.Consumer):
 
 
 class PromptTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`PromptConsumer`."""
+    """Faust's aiokafka transport with :class:`PromptConsumer` and an idempotent producer."""
 
     Consumer = PromptConsumer
+    Producer = IdempotentProducer
 
 
 class PromptFetchApp(faust.App):
