@@ -37,8 +37,10 @@ from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
 from streams.lease import Lease
 from streams.model_runtime import ModelRuntime
+from streams.process_age import age_text
 from streams.processor import Outgoing, Processor, Record
 from streams.prompt_fetch import PromptFetchApp
+from streams.prompt_tables import PromptTableManager
 from streams.published import read_published
 from streams.rewind import install_rewind
 from streams.shared_learning import SharedExamples
@@ -119,6 +121,7 @@ class FraudApp:
             consumer_max_fetch_size=settings.consumer_fetch_bytes,
             broker_max_poll_records=max(1, settings.stream_buffer() // 2),
             table_cleanup_interval=60.0,
+            TableManager=PromptTableManager,
             logging_config=None,
         )
         app = self.app
@@ -182,6 +185,7 @@ class FraudApp:
         """Held while an agent hands its results to the producer: the two agents' sends never
         interleave, so each one's CPU time can be told apart from the other's."""
         self.started_mono = time.monotonic()
+        self._first_score_sent = False
         self._reread_known = asyncio.Event()
         """Clear while the worker reads back which re-read messages already have a score or
         a dead letter out (``_before_reread``): the agents wait for it, at most
@@ -260,6 +264,9 @@ class FraudApp:
             send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
             for key, value in out.scores:
                 await send(self._scores_name, key, value, None, None, None)
+            if out.scores and not self._first_score_sent:
+                self._first_score_sent = True  # a restart's last phase (``process_age``)
+                log.info("first score sent at process age %s", age_text())
             for key, value in out.alerts:
                 await send(self._alerts_name, key, value, None, None, None)
             for key, value in out.shadow:

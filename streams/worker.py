@@ -6,6 +6,9 @@ import logging
 import os
 
 from infra.settings import Settings
+from streams.process_age import age_text
+
+log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings, worker_id: str, loglevel: str = "WARNING") -> None:
@@ -29,6 +32,12 @@ def run_worker(settings: Settings, worker_id: str, loglevel: str = "WARNING") ->
             self.stopped_by_signal = True
             super()._on_sigterm()
 
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            log.info("worker ready at process age %s (modules imported at %s)", age_text(),
+                     imported)  # the log handler exists only now
+
+    imported = age_text()
     fraud = create_app(settings, worker_id)
     logging.getLogger("faust").setLevel(loglevel)
     instance_id = settings.group_instance_id(worker_id)

@@ -83,3 +83,9 @@ def test_with_a_partition_held_the_others_are_not_waited_on() -> None:
     # for again after at most HELD_WAIT_S); nothing held: Faust's own timeout
     assert thread.timeouts == [0, TIMEOUT]
     assert HELD_WAIT_S < 1.0
+
+
+def test_the_app_registers_its_tables_without_faust_s_one_second_sleep() -> None:
+    from streams.prompt_tables import PromptTableManager
+
+    assert isinstance(FraudApp(Settings()).app.tables, PromptTableManager)
