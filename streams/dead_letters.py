@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streams.published import first_timestamp, read_since
+from streams.published import READBACK_CONSUMER, first_timestamp, read_since
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def read_dead_letters(
     if not starts:
         return sources
     deadline = time.monotonic() + budget_s
-    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
+    consumer = AIOKafkaConsumer(**READBACK_CONSUMER, **kafka_kwargs)
     await consumer.start()
     try:
         first_ms, _ = await first_timestamp(consumer, starts, deadline)

@@ -25,6 +25,14 @@ from streams.score_messages import decode_scores
 
 log = logging.getLogger(__name__)
 
+READBACK_CONSUMER: dict[str, Any] = {"group_id": None, "enable_auto_commit": False,
+                                     "fetch_max_wait_ms": 20}
+"""How a read-back consumer is made. ``fetch_max_wait_ms``: a read-back seeks partition after
+partition, and a seek waits for the fetch in flight, which the broker holds up to this long
+when the partitions it asks for are at their end (aiokafka's default, 500 ms, made each
+read-back take 0.5 or 1.0 s: measured in the worker's log, ``fraudstream chaos --only crash
+--scale 0.5 --seed 7``, 2026-12-02). It is on the path to a restarted worker's first score."""
+
 Published = dict[int, tuple[float, list[float]]]
 """Transaction id -> (score, features) as published."""
 
@@ -72,7 +80,7 @@ async def read_published(
     if not starts:
         return ReadBack(published, {})
     deadline = time.monotonic() + budget_s
-    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_kwargs)
+    consumer = AIOKafkaConsumer(**READBACK_CONSUMER, **kafka_kwargs)
     await consumer.start()
     try:
         first_ms, source_ends = await first_timestamp(consumer, starts, deadline)
