@@ -245,6 +245,13 @@ class Settings(BaseSettings):
     model_signing_key: SecretStr = SecretStr("fraudstream-dev-key-change-me")
     app_id: str = "fraudstream"
     store: str = "rocksdb://"
+    rocksdb_write_buffer_mb: int = Field(default=16, ge=1, le=1024)
+    """Size of one RocksDB memtable of the card table, per partition (two per partition at
+    most). Faust's defaults (64 MB, three of them, and a 2 GB block cache, for each of the
+    worker's partition databases) let the memtables alone reach 768 MB on 4 partitions."""
+    rocksdb_block_cache_mb: int = Field(default=64, ge=1, le=8192)
+    """RocksDB block cache of the card table, per partition. Cards are read from the
+    processor's decoded cache, and from RocksDB only after a restart or a rebalance."""
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
     """Address the worker's dashboard and /metrics listen on. Loopback by default (nothing

@@ -142,6 +142,9 @@ class FraudApp:
         self.cards = app.Table(
             "cards", default=None, partitions=t.partitions,
             key_type=bytes, value_type=bytes,  # bytes -> "raw" codec: CardState.to_bytes
+            options={"write_buffer_size": settings.rocksdb_write_buffer_mb << 20,
+                     "max_write_buffer_number": 2,
+                     "block_cache_size": settings.rocksdb_block_cache_mb << 20},
         )
         self.card_table = CardTable(self.cards)  # changelog published by the agents, in order
         self.telemetry = Telemetry(worker_id)
