@@ -267,7 +267,7 @@ class FraudApp:
             send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
             for key, value in out.scores:
                 await send(self._scores_name, key, value, None, None, None)
-            if out.scores and not self._first_score_sent:
+            if not self._first_score_sent and out.scores:
                 self._first_score_sent = True  # a restart's last phase (``process_age``)
                 log.info("first score sent at process age %s", age_text())
             for key, value in out.alerts:
