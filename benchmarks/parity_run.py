@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.procstat import cpu_seconds, peak_rss_bytes
 from fraudstream.errors import FraudstreamError
-from infra.settings import Settings, child_env
+from infra.settings import READ_COMMITTED, Settings, child_env
 from infra.topics import ensure_worker_topics
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess
 from streams.score_messages import decode_scores
@@ -120,7 +120,7 @@ class ScoreCollector:
         self.version = np.full(n, -1, dtype=np.int64)
         self.features = np.full((n, N_FEATURES), np.nan)
         topic = self.settings.topics.scores
-        self._consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+        self._consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **READ_COMMITTED,
                                        **self.settings.kafka.kafka_python_kwargs())
         parts: set[int] = set()
         for _ in range(50):  # metadata of a just-created topic can take a moment

@@ -30,7 +30,7 @@ import pandas as pd
 
 from benchmarks.procstat import peak_rss_bytes
 from fraudstream.errors import FraudstreamError
-from infra.settings import Settings, TopicSettings, child_env
+from infra.settings import READ_COMMITTED, Settings, TopicSettings, child_env
 from infra.topics import ensure_worker_topics
 from reliability.harness import produce
 from streams.demo_processes import FRAUDSTREAM, WorkerProcess, read_topic
@@ -91,7 +91,7 @@ def message_count(settings: Settings, topic: str) -> int:
     """Records on ``topic`` (sum of end offsets; the topics are fresh, so start = 0)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**settings.kafka.kafka_python_kwargs())
+    consumer = KafkaConsumer(**READ_COMMITTED, **settings.kafka.kafka_python_kwargs())
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])

@@ -32,6 +32,13 @@ class TopicSpec:
     retention_ms: int | None = None
 
 
+READ_COMMITTED: dict[str, Any] = {"isolation_level": "read_committed"}
+"""Every consumer of the workers' outputs reads committed records only: a worker's scores and
+alerts are written in Kafka transactions (``streams.output_transactions``), and what an
+aborted one holds (a fenced worker's late scores) must never be read. Both kafka-python and
+aiokafka take this argument; topics written without transactions read the same either way."""
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "fraudstream"
 
@@ -311,6 +318,14 @@ class Settings(BaseSettings):
     """... on the labels of the transactions of the last this many days (unset: all of them;
     memory grows with the traffic then)."""
     producer_linger_ms: int = Field(default=50, ge=0, le=1000)
+    output_transactions: bool = True
+    """Scores, alerts and shadow scores go out in Kafka transactions, one transactional id per
+    source partition (``streams.output_transactions``): a worker cut off from the cluster
+    cannot add a score after its partition's next owner started, so no transaction is
+    scored twice. Off: the idempotent producer alone (duplicates after a link cut)."""
+    transaction_commit_ms: int = Field(default=100, ge=1, le=60_000)
+    """How long an output transaction stays open at most: its scores are invisible to
+    ``read_committed`` readers until it commits (committed also before every offset commit)."""
     static_membership: bool = True
     """Workers join their consumer group as static members (``KAFKA_GROUP_INSTANCE_ID``, by
     default ``APP_ID-WORKER_ID``): a worker killed and restarted with the same id resumes

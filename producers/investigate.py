@@ -50,6 +50,7 @@ def investigate(settings: Any, investigator: Investigator, *, group: str = GROUP
     import msgspec
     from kafka import KafkaConsumer
 
+    from infra.settings import READ_COMMITTED
     from infra.topics import ensure_topics
     from producers.sender import close_producer, make_producer
 
@@ -57,7 +58,7 @@ def investigate(settings: Any, investigator: Investigator, *, group: str = GROUP
     kwargs = settings.kafka.kafka_python_kwargs()
     topics = settings.topics
     consumer = KafkaConsumer(topics.alerts, group_id=group, enable_auto_commit=False,
-                             auto_offset_reset="earliest", **kwargs)
+                             auto_offset_reset="earliest", **READ_COMMITTED, **kwargs)
     producer = make_producer(kwargs)  # acks=all, idempotent, as every producer here
     report = InvestigateReport()
     n_partitions = topics.partitions

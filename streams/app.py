@@ -37,6 +37,7 @@ from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
 from streams.lease import Lease
 from streams.model_runtime import ModelRuntime
+from streams.output_transactions import Output, PartitionTransactions
 from streams.process_age import age_text
 from streams.processor import Outgoing, Processor, Record
 from streams.prompt_fetch import PromptFetchApp
@@ -194,6 +195,19 @@ class FraudApp:
         a dead letter out (``_before_reread``): the agents wait for it, at most
         ``READBACK_WAIT_S``."""
         self._reread_known.set()
+        self.outputs: PartitionTransactions | None = None
+        """Scores, alerts and shadow scores in per-partition Kafka transactions
+        (``streams.output_transactions``); None: through Faust's idempotent producer."""
+        self._outputs_assigned: asyncio.Future[None] | None = None
+        if settings.output_transactions:
+            self.outputs = PartitionTransactions(
+                f"{settings.app_id}-{t.transactions}",
+                {**settings.kafka.aiokafka_kwargs(), "linger_ms": settings.producer_linger_ms,
+                 "max_batch_size": 256 * 1024},
+                commit_every_s=settings.transaction_commit_ms / 1000)
+            # Faust flushes its producer before it commits offsets: the transactions then
+            # commit first, so no committed offset is ahead of a score that is not out
+            self.app.producer.flush_hooks.append(self.outputs.commit)
         self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
                            settings.kafka.heartbeat_interval_ms / 1000)
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
@@ -264,16 +278,19 @@ class FraudApp:
             sent = thread_time_ns()
             stages.add_cpu("state", sent - began - (stages.total_ns() - counted))
             counted_sent = stages.total_ns()
-            send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
-            for key, value in out.scores:
-                await send(self._scores_name, key, value, None, None, None)
+            if self.outputs is not None:
+                await self._send_in_transactions(out)
+            else:
+                send = self.app.producer.send  # not Topic.send: see ``streams.card_table``
+                for key, value in out.scores:
+                    await send(self._scores_name, key, value, None, None, None)
+                for key, value in out.alerts:
+                    await send(self._alerts_name, key, value, None, None, None)
+                for key, value in out.shadow:
+                    await send(self.settings.topics.shadow_scores, key, value, None, None, None)
             if not self._first_score_sent and out.scores:
                 self._first_score_sent = True  # a restart's last phase (``process_age``)
                 log.info("first score sent at process age %s", age_text())
-            for key, value in out.alerts:
-                await send(self._alerts_name, key, value, None, None, None)
-            for key, value in out.shadow:
-                await send(self.settings.topics.shadow_scores, key, value, None, None, None)
             for key, value in out.dead:
                 await dlq.send(key=key, value=value)
             stages.add_cpu("output",
@@ -291,6 +308,20 @@ class FraudApp:
             began = thread_time_ns()
             self._snapshot()
             stages.add_cpu("model", thread_time_ns() - began)
+
+    async def _send_in_transactions(self, out: Outgoing) -> None:
+        """Scores, alerts and shadow scores into their card's partition's transaction
+        (every one is keyed by its card: ``Processor.partition_of``)."""
+        if not (out.scores or out.alerts or out.shadow):
+            return
+        partition_of = self.processor.partition_of
+        sends: list[Output] = [(partition_of(k), self._scores_name, k, v) for k, v in out.scores]
+        if out.alerts:
+            sends += [(partition_of(k), self._alerts_name, k, v) for k, v in out.alerts]
+        if out.shadow:
+            shadow = self.settings.topics.shadow_scores
+            sends += [(partition_of(k), shadow, k, v) for k, v in out.shadow]
+        await self.outputs.send(sends)  # type: ignore[union-attr]
 
     def _label_flow(self, pause: list[int], resume: list[int]) -> None:
         """Stop fetching labels for partitions holding too many, resume them at half.
@@ -403,6 +434,10 @@ class FraudApp:
         link-cut --seed 7``, 2026-12-01)."""
         self._reread_known.clear()
         try:
+            if self._outputs_assigned is not None:
+                # fenced first: the previous owner's open transaction is aborted before
+                # the read-back, and nothing it sends later is added
+                await self._outputs_assigned
             await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
         finally:
             self._reread_known.set()
@@ -603,6 +638,17 @@ class FraudApp:
                 await asyncio.sleep(LOOP_PROBE_S)
                 self.telemetry.observe_loop_stall(loop.time() - started - LOOP_PROBE_S)
 
+        if self.outputs is not None:
+            outputs = self.outputs
+
+            @app.timer(s.transaction_commit_ms / 1000)
+            async def commit_outputs() -> None:
+                await outputs.commit_due()
+
+            @app.on_before_shutdown.connect
+            async def stop_outputs(app_: faust.App, *args: Any, **kwargs: Any) -> None:
+                await outputs.stop()
+
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
@@ -620,6 +666,9 @@ class FraudApp:
             self.lease.renew()
             self.processor.invalidate(mine)
             self.processor.clock.reading = set(mine)  # until the first alignment tick
+            if self.outputs is not None:  # fences the partitions' previous owners
+                self._outputs_assigned = asyncio.ensure_future(self.outputs.assign(mine))
+                await self._outputs_assigned
             if mine:  # the daily alert budget is shared by the partitions' owners
                 self.processor.alert_policy.set_share(len(mine) / t.partitions)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from fraudstream.errors import FraudstreamError
 from infra.broker import free_port
-from infra.settings import Settings, child_env
+from infra.settings import READ_COMMITTED, Settings, child_env
 
 FRAUDSTREAM = [sys.executable, "-m", "fraudstream"]
 
@@ -113,7 +113,7 @@ def read_topic(settings: Settings, topic: str, idle_s: float = 3.0,
     """All records of ``topic`` from the start, until ``until`` records or ``idle_s`` of quiet."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **READ_COMMITTED,
                              **settings.kafka.kafka_python_kwargs())
     try:
         parts = consumer.partitions_for_topic(topic) or set()

@@ -14,7 +14,7 @@ sequence number and keeps one copy; it needs ``acks=all``, which the pipeline's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -23,7 +23,20 @@ IDEMPOTENT_SETTINGS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": T
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
-    """Faust's aiokafka producer with ``acks=all`` and idempotence, in every processing mode."""
+    """Faust's aiokafka producer with ``acks=all`` and idempotence, in every processing mode.
+
+    ``flush_hooks`` are awaited after each flush: Faust flushes before it commits offsets,
+    and the worker's output transactions (``streams.output_transactions``) commit there.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flush_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), **IDEMPOTENT_SETTINGS}
+
+    async def flush(self) -> None:
+        await super().flush()
+        for hook in self.flush_hooks:
+            await hook()

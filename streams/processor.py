@@ -277,14 +277,16 @@ class Processor:
         if cards[0] != key:
             return f"key {key!r:.40} is not the card id {cards[0].decode()}"
         if len(cards) > 1:
-            home = self._partition(key)
+            home = self.partition_of(key)
             for card in cards[1:]:
-                if card != key and self._partition(card) != home:
+                if card != key and self.partition_of(card) != home:
                     return (f"card {card.decode()} of the envelope keyed {key!r:.40} "
                             f"belongs to another partition")
         return None
 
-    def _partition(self, key: bytes) -> int:
+    def partition_of(self, key: bytes) -> int:
+        """The source partition of a card's key: its outputs go in that partition's
+        transaction too (``streams.output_transactions``), keyed by the card."""
         known = self._partition_of.get(key)
         if known is None:
             if len(self._partition_of) > 1_000_000:  # bounded under a flood of new cards
@@ -438,7 +440,7 @@ class Processor:
         for tx, scores in zip(txs, shadow, strict=True):
             body = {"v": 1, "tx_id": tx.tx_id, "customer_id": tx.customer_id, "ts": tx.ts,
                     "champion": champion, "scores": scores}
-            out.shadow.append((str(tx.tx_id).encode(), _dumps(body).encode()))
+            out.shadow.append((str(tx.customer_id).encode(), _dumps(body).encode()))
         self.stages.stop("model", started)
 
     def _rescore(self, card: CardState, tx: Transaction, out: Outgoing) -> None:
@@ -524,7 +526,8 @@ class Processor:
         if self.pack_scores:
             out.score_bodies.append(body)
         else:
-            out.scores.append((str(tx.tx_id).encode(), encode_score(body)))
+            # keyed by the card, as envelopes are: its partition picks the transaction
+            out.scores.append((str(tx.customer_id).encode(), encode_score(body)))
         self.stages.add("output", perf_counter_ns() - started)
 
     def _pack(self, out: Outgoing) -> None:
@@ -535,7 +538,7 @@ class Processor:
         groups: dict[int, list[dict[str, Any]]] = {}
         for body in out.score_bodies:
             key = str(body["customer_id"]).encode()
-            groups.setdefault(self._partition(key), []).append(body)
+            groups.setdefault(self.partition_of(key), []).append(body)
         for bodies in groups.values():
             for scores, message in encode_score_envelopes(bodies):  # keyed by its first card
                 out.scores.append((str(scores[0]["customer_id"]).encode(), message))
@@ -672,7 +675,7 @@ class Processor:
         for key, raw in self._scan():
             if not raw or not CardState.has_early(raw):
                 continue
-            partition = self._partition(key)
+            partition = self.partition_of(key)
             if partition not in found:
                 continue
             card = self._cache.get(key) or CardState.from_bytes(raw)

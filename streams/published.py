@@ -20,18 +20,21 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from infra.settings import READ_COMMITTED
 from producers.partitioning import murmur2_partition
 from streams.score_messages import decode_scores
 
 log = logging.getLogger(__name__)
 
 READBACK_CONSUMER: dict[str, Any] = {"group_id": None, "enable_auto_commit": False,
-                                     "fetch_max_wait_ms": 20}
+                                     "fetch_max_wait_ms": 20, **READ_COMMITTED}
 """How a read-back consumer is made. ``fetch_max_wait_ms``: a read-back seeks partition after
 partition, and a seek waits for the fetch in flight, which the broker holds up to this long
 when the partitions it asks for are at their end (aiokafka's default, 500 ms, made each
 read-back take 0.5 or 1.0 s: measured in the worker's log, ``fraudstream chaos --only crash
---scale 0.5 --seed 7``, 2026-12-02). It is on the path to a restarted worker's first score."""
+--scale 0.5 --seed 7``, 2026-12-02). It is on the path to a restarted worker's first score.
+Committed records only: scores are written in transactions (``streams.output_transactions``)
+and an aborted score was never out."""
 
 Published = dict[int, tuple[float, list[float]]]
 """Transaction id -> (score, features) as published."""
@@ -116,7 +119,11 @@ async def read_since(
 ) -> int:
     """Hand ``handle`` the value of every record of ``tps`` written since ``since_ms``
     (record timestamps), up to each partition's end as it is now, until ``deadline``
-    (``time.monotonic()``); returns how many partitions were not read to their end."""
+    (``time.monotonic()``); returns how many partitions were not read to their end.
+
+    The end is reached when the consumer's position is there, not when a record at the end
+    was seen: a transaction's commit marker takes an offset that no record is returned for.
+    """
     consumer.assign(tps)
     since = await consumer.offsets_for_times({tp: max(0, since_ms) for tp in tps})
     ends = await consumer.end_offsets(tps)
@@ -137,8 +144,8 @@ async def read_since(
                 if record.offset >= end:
                     break
                 handle(record.value)
-            if records and records[-1].offset + 1 >= end:
-                del todo[tp]
+        for tp in [tp for tp, end in todo.items() if await consumer.position(tp) >= end]:
+            del todo[tp]
     return len(todo)
 
 

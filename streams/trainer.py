@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from infra.settings import Settings
+from infra.settings import READ_COMMITTED, Settings
 from models.catalog import is_online, make_model
 from models.features import DAY, FEATURE_NAMES
 from models.registry import Registry
@@ -215,7 +215,7 @@ def run_trainer(settings: Settings, max_seconds: float | None = None) -> Trainer
     # used, as streams.log_follower does: a topic nobody wrote to yet may not be in the metadata.
     consumer = KafkaConsumer(
         group_id=f"{settings.app_id}-trainer", auto_offset_reset="earliest",
-        enable_auto_commit=True, **kwargs,
+        enable_auto_commit=True, **READ_COMMITTED, **kwargs,
     )
     consumer.assign([TopicPartition(topic, p) for topic in (t.scores, t.labels)
                      for p in range(t.partitions)])

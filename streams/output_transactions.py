@@ -1,0 +1,204 @@
+"""A worker's scores and alerts in Kafka transactions, one transactional producer per partition.
+
+Why: a worker cut off from the cluster keeps whatever it handed its producer before its lease
+ran out (in the producer's queue, in its TCP send buffer), and the broker appends it when the
+link comes back, after the partition's new owner has scored the same transactions again:
+10, 21 and 39 duplicate score messages in three runs of ``fraudstream chaos --only link-cut
+--seed 7`` (2026-12-01/02). Idempotence does not stop them: same producer, same epoch.
+
+Here the outputs of source partition N (its cards' scores, alerts and shadow scores) go
+through a producer whose transactional id is ``<app>-<source topic>-outputs-p<N>``, in transactions
+committed every ``commit_every_s`` and before every offset commit (``commit``, called from
+the worker's producer flush). A worker given partition N starts that producer again
+(``assign``): the broker then bumps the id's epoch, aborts whatever transaction the previous
+owner had open and refuses anything it sends later. Readers read ``read_committed``
+(``infra.settings.READ_COMMITTED``): aborted scores are never seen, and the new owner's
+read-back of published scores (``streams.published``) sees everything the previous owner
+committed, so it scores again exactly what was aborted.
+
+Why per partition and not per worker: fencing works by transactional id, and the next owner
+of partition N knows N, not which worker had it. (Kafka's newer scheme, one producer per
+consumer fenced by the group's generation, KIP-447, is not in aiokafka 0.14.) Why not
+Faust's ``processing_guarantee="exactly_once"``: it also moves offset commits and the
+table's changelog into transactions and has open faust-streaming issues (#177, #323, #517);
+here the changelog and offsets stay as they are, and the outputs someone may act on are the
+part fenced.
+
+A producer fenced while this worker still holds events of its partition means the partition
+has a new owner: its outputs are dropped (counted, ``fenced``), the new owner scores those
+transactions; the partition gets a producer again only with a new assignment. Any other
+error is raised: the worker stops rather than commit offsets past outputs it lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Output = tuple[int, str, bytes, bytes]
+"""(source partition, topic, key, value) of one message to send in a transaction."""
+
+
+def transactional_id(prefix: str, partition: int) -> str:
+    """The transactional id of source partition ``partition``'s outputs: the same in every
+    worker of the pipeline (``prefix``: its app id and source topic), so the next owner
+    fences the previous one.
+
+    >>> transactional_id("fraudstream-transactions", 3)
+    'fraudstream-transactions-outputs-p3'
+    """
+    return f"{prefix}-outputs-p{partition}"
+
+
+class PartitionTransactions:
+    """Transactional producers for the source partitions this worker owns.
+
+    ``producer_kwargs`` are aiokafka producer arguments (bootstrap servers, security,
+    linger); ``assign`` starts (and so fences) a producer per owned partition, ``send``
+    opens a transaction where none is, ``commit`` ends every open one.
+    """
+
+    def __init__(self, prefix: str, producer_kwargs: Mapping[str, Any],
+                 commit_every_s: float = 0.1, timeout_s: float = 60.0) -> None:
+        self.prefix = prefix
+        self.producer_kwargs = dict(producer_kwargs)
+        self.commit_every_s = commit_every_s
+        self.timeout_s = timeout_s
+        self._producers: dict[int, Any] = {}
+        self._open: dict[int, float] = {}  # partition -> when its transaction began
+        self._sent: dict[int, list[Any]] = {}  # partition -> its open transaction's sends
+        self._lock = asyncio.Lock()
+        self.commits = 0
+        self.fenced = 0
+        """Outputs dropped because another worker took their partition over."""
+
+    @property
+    def partitions(self) -> set[int]:
+        return set(self._producers)
+
+    async def assign(self, partitions: Iterable[int]) -> None:
+        """Own exactly ``partitions``: every producer is started again, so a partition that
+        moved here, or that someone else held while this worker was cut off, is fenced."""
+        wanted = set(partitions)
+        async with self._lock:
+            await self._commit_open()
+            old, self._producers = self._producers, {}
+            await asyncio.gather(*(self._close(p) for p in old.values()))
+            started = await asyncio.gather(*(self._start(p) for p in sorted(wanted)))
+            self._producers = dict(zip(sorted(wanted), started, strict=True))
+
+    async def _start(self, partition: int) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(
+            transactional_id=transactional_id(self.prefix, partition),
+            enable_idempotence=True, acks="all", **self.producer_kwargs)
+        await producer.start()
+        # the epoch bump (the fence) happens with the producer id, asked for here
+        await asyncio.wait_for(producer.begin_transaction(), self.timeout_s)
+        self._open[partition] = time.monotonic()
+        return producer
+
+    async def _close(self, producer: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), self.timeout_s)
+
+    async def send(self, outputs: Iterable[Output]) -> None:
+        """Hand ``outputs`` to their partitions' producers, each inside a transaction; a
+        partition with no producer (not owned, or fenced) drops its outputs."""
+        async with self._lock:
+            for partition, topic, key, value in outputs:
+                producer = self._producers.get(partition)
+                if producer is None:
+                    self.fenced += 1
+                    continue
+                try:
+                    if partition not in self._open:
+                        await producer.begin_transaction()
+                        self._open[partition] = time.monotonic()
+                    self._sent.setdefault(partition, []).append(
+                        await producer.send(topic, value, key=key))
+                except Exception as exc:
+                    self.fenced += 1
+                    await self._failed(partition, exc)
+
+    async def commit(self) -> None:
+        """Commit every open transaction: what was sent so far becomes visible."""
+        async with self._lock:
+            await self._commit_open()
+
+    async def commit_due(self) -> None:
+        """Commit the open transactions older than ``commit_every_s``."""
+        if not self._open:
+            return
+        now = time.monotonic()
+        if now - min(self._open.values()) < self.commit_every_s:
+            return
+        await self.commit()
+
+    async def _commit_open(self) -> None:
+        open_now = [p for p in self._open if p in self._producers]
+        sent = {p: self._sent.pop(p, []) for p in open_now}
+        self._open.clear()
+        self._sent.clear()
+        results = await asyncio.gather(
+            *(asyncio.wait_for(self._producers[p].commit_transaction(), self.timeout_s)
+              for p in open_now), return_exceptions=True)
+        for partition, result in zip(open_now, results, strict=True):
+            if isinstance(result, BaseException):
+                self._sent[partition] = sent[partition]
+                await self._failed(partition, result)
+            else:
+                self.commits += 1
+
+    async def _failed(self, partition: int, exc: BaseException) -> None:
+        """A fenced producer gives its partition up; any other failure stops the worker."""
+        from aiokafka.errors import ProducerFenced
+
+        self._open.pop(partition, None)
+        for sent in self._sent.pop(partition, ()):  # their errors are this one: seen here
+            self.fenced += 1
+            if sent.done() and not sent.cancelled():
+                sent.exception()
+            else:
+                sent.add_done_callback(_retrieve)
+        producer = self._producers.pop(partition, None)
+        if producer is not None:
+            await self._close(producer)
+        if isinstance(exc, ProducerFenced) or _is_fenced(exc):
+            log.warning("outputs of partition %d fenced: another worker owns it now (%s)",
+                        partition, exc)
+            return
+        raise exc
+
+    async def stop(self) -> None:
+        """Commit what is open and close every producer."""
+        async with self._lock:
+            await self._commit_open()
+            old, self._producers = self._producers, {}
+            await asyncio.gather(*(self._close(p) for p in old.values()))
+
+
+def _retrieve(sent: Any) -> None:
+    if not sent.cancelled():
+        sent.exception()
+
+
+def _is_fenced(exc: BaseException) -> bool:
+    """Whether ``exc`` says a newer producer with the same transactional id exists (aiokafka
+    raises ``ProducerFenced`` from the sender; a send afterwards finds the producer in its
+    fatal state and raises ``IllegalOperation`` instead)."""
+    from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, ProducerFenced
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ProducerFenced | InvalidProducerEpoch | IllegalOperation):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
