@@ -182,10 +182,11 @@ def run_link_cut(
                  "after it rejoined": rejoined_at},
                 work_dir / "duplicate-copies.jsonl")
             alive = [w.alive() for w in workers]
-            released = -1.0
+            released = fenced = -1.0
             with contextlib.suppress(OSError, ValueError):
-                released = metric(victim.get("/metrics").decode(),
-                                  "fraudstream_lease_released_events_total")
+                page = victim.get("/metrics").decode()
+                released = metric(page, "fraudstream_lease_released_events_total")
+                fenced = metric(page, "fraudstream_outputs_fenced_total")
         finally:
             stop_process(producer)
             for worker in workers:
@@ -225,6 +226,7 @@ def run_link_cut(
         "w1's copies of duplicated transactions, by when w1 scored them": late_copies,
         "w1's lease (s without an answered heartbeat)": lease_s,
         "events w1 held, then processed when the rebalance came": int(released),
+        "w1's outputs dropped as fenced (another worker had their partition)": int(fenced),
         "both workers survived": all(alive),
     })
     report.check(bool(victim_parts), "w1 held no partitions before the cut")
@@ -235,6 +237,9 @@ def run_link_cut(
                  f"w1 scored {zombie} transactions after its lease ran out and before it "
                  f"rejoined (another worker owned them); it held {released:.0f} events when "
                  "the rebalance came (the most it may score then)")
+    report.check(scores.duplicates == 0,
+                 f"{scores.duplicates} duplicate score messages: a fenced worker's scores "
+                 "were read (are readers read_committed? are outputs in transactions?)")
     report.check(all(alive), "a worker died")
     report.check(rejoined is not None and bool(resumed),
                  "w1 did not rejoin and score again after its link came back")

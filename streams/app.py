@@ -438,6 +438,12 @@ class FraudApp:
                 # fenced first: the previous owner's open transaction is aborted before
                 # the read-back, and nothing it sends later is added
                 await self._outputs_assigned
+            if self.outputs is not None:
+                # and this worker's own scores out: Faust lets the agents process between
+                # its two seeks, and a score still in an open transaction is not read back
+                # (a re-read then sent it again: 3 duplicates, ``tests/reliability/
+                # test_link_cut.py``, 2026-12-02)
+                await self.outputs.commit()
             await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
         finally:
             self._reread_known.set()
@@ -587,6 +593,8 @@ class FraudApp:
             if self.shared is not None:
                 self.telemetry.peer_examples_waiting.set(self.shared.waiting())
             self.telemetry.sample(self.consumer_lag())
+            if self.outputs is not None:
+                self._count_outputs(self.outputs)
 
         @app.timer(HEARTBEAT_EVERY_S)
         async def heartbeat() -> None:
@@ -697,6 +705,12 @@ class FraudApp:
         await lease.allows(lambda: bool(self.app.rebalancing), n_events)
         self.telemetry.lease_waits.inc(lease.waits - waits)
         self.telemetry.lease_released.inc(lease.released - released)
+
+    def _count_outputs(self, outputs: PartitionTransactions) -> None:
+        """The output transactions' counts into the worker's metrics."""
+        tel = self.telemetry
+        tel.output_transactions.inc(outputs.commits - tel.output_transactions._value.get())
+        tel.outputs_fenced.inc(outputs.fenced - tel.outputs_fenced._value.get())
 
     def assigned_source(self) -> set[Any]:
         with contextlib.suppress(Exception):

@@ -107,6 +107,12 @@ class Telemetry:
         self.lease_released = Counter("fraudstream_lease_released_events",
                                       "Held events processed because a rebalance started "
                                       "while the lease was out", registry=r)
+        self.output_transactions = Counter(
+            "fraudstream_output_transactions", "Output transactions committed "
+            "(streams.output_transactions)", registry=r)
+        self.outputs_fenced = Counter(
+            "fraudstream_outputs_fenced", "Scores, alerts and shadow scores dropped because "
+            "another worker took their partition's transactional id over", registry=r)
         self.model_auc = Gauge("fraudstream_model_rolling_auc", "Exact AUC over recent labels, "
                                "per model (champion and challengers, streams.challengers)",
                                ["model", "role"], registry=r)
