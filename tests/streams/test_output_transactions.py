@@ -1,0 +1,75 @@
+"""A partition's next owner fences the previous one: against the real broker.
+
+The link-cut duplicates (scores a cut-off worker handed its producer before its lease ran
+out, appended when its link came back) are what ``streams.output_transactions`` stops. This
+plays both owners of one partition in one process: the old owner's open transaction is
+aborted when the new one starts, what it sends afterwards is refused, and a read_committed
+reader (as every reader of the outputs is) sees only what was committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from infra.settings import READ_COMMITTED, Settings
+from infra.topics import ensure_worker_topics
+from streams.app import FraudApp
+from streams.output_transactions import PartitionTransactions
+
+
+def _read_committed(settings: Settings, topic: str) -> list[bytes]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **READ_COMMITTED,
+                             **settings.kafka.kafka_python_kwargs())
+    try:
+        tps = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        values: list[bytes] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=500).values():
+                values += [r.value for r in records]
+        return values
+    finally:
+        consumer.close()
+
+
+def test_the_next_owner_fences_the_previous_one(kafka_settings: Settings) -> None:
+    ensure_worker_topics(kafka_settings)
+    topic = kafka_settings.topics.scores
+    kwargs = kafka_settings.kafka.aiokafka_kwargs()
+    prefix = f"{kafka_settings.app_id}-test"
+
+    async def scenario() -> tuple[int, int, int]:
+        old = PartitionTransactions(prefix, kwargs)
+        new = PartitionTransactions(prefix, kwargs)
+        await old.assign({0, 1})
+        await old.send([(0, topic, b"1", b"old committed")])
+        await old.commit()
+        await old.send([(0, topic, b"1", b"old open at the fence")])
+        await new.assign({0})  # partition 0 moved: the old owner's open transaction aborts
+        await new.send([(0, topic, b"1", b"new committed")])
+        await new.commit()
+        await old.send([(0, topic, b"1", b"old after the fence"),
+                        (1, topic, b"2", b"old, partition still its own")])
+        await old.commit()  # partition 0 refused and given up, partition 1 committed
+        owned = len(old.partitions)
+        await old.stop()
+        await new.stop()
+        return old.fenced, owned, new.fenced
+
+    fenced, owned, new_fenced = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert sorted(_read_committed(kafka_settings, topic)) == [
+        b"new committed", b"old committed", b"old, partition still its own"]
+    assert fenced == 2 and owned == 1 and new_fenced == 0
+
+
+def test_the_worker_sends_its_outputs_in_transactions_by_default(
+        kafka_settings: Settings) -> None:
+    fraud = FraudApp(kafka_settings, worker_id="txn")
+    assert fraud.outputs is not None
+    assert fraud.outputs.commit in fraud.app.producer.flush_hooks  # before offsets commit
+    off = kafka_settings.model_copy(update={"output_transactions": False})
+    assert FraudApp(off, worker_id="plain").outputs is None
