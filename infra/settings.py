@@ -326,6 +326,12 @@ class Settings(BaseSettings):
     transaction_commit_ms: int = Field(default=100, ge=1, le=60_000)
     """How long an output transaction stays open at most: its scores are invisible to
     ``read_committed`` readers until it commits (committed also before every offset commit)."""
+    transaction_timeout_ms: int = Field(default=900_000, ge=1000)
+    """``transaction.timeout.ms`` of the output producers: the broker aborts a transaction
+    open longer, and the producer is then fenced as if another worker owned its partition.
+    Long on purpose (the brokers' default maximum, ``transaction.max.timeout.ms``): a fence
+    must mean a new owner, never a stall or an outage, and an orphaned transaction is aborted
+    anyway by the next owner's start, at once."""
     static_membership: bool = True
     """Workers join their consumer group as static members (``KAFKA_GROUP_INSTANCE_ID``, by
     default ``APP_ID-WORKER_ID``): a worker killed and restarted with the same id resumes

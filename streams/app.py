@@ -203,7 +203,8 @@ class FraudApp:
             self.outputs = PartitionTransactions(
                 f"{settings.app_id}-{t.transactions}",
                 {**settings.kafka.aiokafka_kwargs(), "linger_ms": settings.producer_linger_ms,
-                 "max_batch_size": 256 * 1024},
+                 "max_batch_size": 256 * 1024,
+                 "transaction_timeout_ms": settings.transaction_timeout_ms},
                 commit_every_s=settings.transaction_commit_ms / 1000)
             # Faust flushes its producer before it commits offsets: the transactions then
             # commit first, so no committed offset is ahead of a score that is not out
