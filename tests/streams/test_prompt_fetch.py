@@ -16,7 +16,12 @@ from faust.types import TP
 
 from infra.settings import Settings
 from streams.app import FraudApp
-from streams.prompt_fetch import HELD_WAIT_S, PromptConsumer
+from streams.prompt_fetch import (
+    FETCH_MAX_WAIT_MS,
+    HELD_WAIT_S,
+    PromptConsumer,
+    PromptConsumerThread,
+)
 
 TIMEOUT = 20.0  # what the loop is given; every wait below must end long before it
 
@@ -43,6 +48,19 @@ def _consumer() -> tuple[PromptConsumer, _Thread]:
 
 def test_the_app_fetches_with_the_prompt_consumer() -> None:
     assert isinstance(FraudApp(Settings()).app.consumer, PromptConsumer)
+
+
+def test_the_broker_holds_the_worker_s_fetch_briefly() -> None:
+    """Faust's 1.5 s hold made each of recovery's offset requests wait for it."""
+    app = FraudApp(Settings()).app
+    thread = app.consumer._thread
+    assert isinstance(thread, PromptConsumerThread)
+
+    async def build() -> Any:  # aiokafka wants a running loop
+        return thread._create_worker_consumer(app.transport)
+
+    kafka = app.loop.run_until_complete(build())
+    assert kafka._fetch_max_wait_ms == FETCH_MAX_WAIT_MS < 1500
 
 
 def test_no_partition_to_fetch_waits_only_until_one_is_handed_back() -> None:
