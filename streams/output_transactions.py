@@ -41,6 +41,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT_S = 10.0
+"""A producer given up (fenced, or its partition moved) is closed within this; what it still
+held is aborted by the broker anyway."""
+
 Output = tuple[int, str, bytes, bytes]
 """(source partition, topic, key, value) of one message to send in a transaction. The source
 partition is also the partition it goes to: the output topics have the sources' partition
@@ -68,11 +72,14 @@ class PartitionTransactions:
     """
 
     def __init__(self, prefix: str, producer_kwargs: Mapping[str, Any],
-                 commit_every_s: float = 0.1, timeout_s: float = 60.0) -> None:
+                 commit_every_s: float = 0.1, timeout_s: float = 900.0) -> None:
         self.prefix = prefix
         self.producer_kwargs = dict(producer_kwargs)
         self.commit_every_s = commit_every_s
         self.timeout_s = timeout_s
+        """The longest a start or a commit is waited for. Long: a worker cut off from the
+        brokers waits for its link (its lease holds its events meanwhile) and then learns
+        whether it was fenced; giving up sooner would stop a worker that only had to wait."""
         self._producers: dict[int, Any] = {}
         self._open: dict[int, float] = {}  # partition -> when its transaction began
         self._sent: dict[int, list[Any]] = {}  # partition -> its open transaction's sends
@@ -110,7 +117,7 @@ class PartitionTransactions:
 
     async def _close(self, producer: Any) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(producer.stop(), self.timeout_s)
+            await asyncio.wait_for(producer.stop(), CLOSE_TIMEOUT_S)
 
     async def send(self, outputs: Iterable[Output]) -> None:
         """Hand ``outputs`` to their partitions' producers, each inside a transaction; a
@@ -162,8 +169,9 @@ class PartitionTransactions:
 
     async def _failed(self, partition: int, exc: BaseException) -> None:
         """A fenced producer gives its partition up; any other failure stops the worker."""
-        from aiokafka.errors import ProducerFenced
-
+        producer = self._producers.get(partition)
+        if producer is not None:
+            exc = _sender_error(producer) or exc
         self._open.pop(partition, None)
         for sent in self._sent.pop(partition, ()):  # their errors are this one: seen here
             self.fenced += 1
@@ -174,7 +182,7 @@ class PartitionTransactions:
         producer = self._producers.pop(partition, None)
         if producer is not None:
             await self._close(producer)
-        if isinstance(exc, ProducerFenced) or _is_fenced(exc):
+        if _is_fenced(exc):
             log.warning("outputs of partition %d fenced: another worker owns it now (%s)",
                         partition, exc)
             return
@@ -193,15 +201,29 @@ def _retrieve(sent: Any) -> None:
         sent.exception()
 
 
+def _sender_error(producer: Any) -> BaseException | None:
+    """What killed ``producer``'s sender, if it died.
+
+    A fenced aiokafka producer learns it in its sender task, which dies with
+    ``ProducerFenced`` and leaves the transaction manager in its fatal state; a later call
+    fails with an unrelated error (a commit: ``AssertionError`` "Invalid state transition
+    FATAL_ERROR -> COMMITTING_TRANSACTION", which stopped a worker whose link came back in
+    ``fraudstream chaos --seed 7``, 2026-12-02 05:12). The sender's own error says why.
+    aiokafka has no public accessor for it, hence the private attribute, read defensively.
+    """
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
 def _is_fenced(exc: BaseException) -> bool:
-    """Whether ``exc`` says a newer producer with the same transactional id exists (aiokafka
-    raises ``ProducerFenced`` from the sender; a send afterwards finds the producer in its
-    fatal state and raises ``IllegalOperation`` instead)."""
-    from aiokafka.errors import IllegalOperation, InvalidProducerEpoch, ProducerFenced
+    """Whether ``exc`` says a newer producer with the same transactional id exists."""
+    from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
 
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ProducerFenced | InvalidProducerEpoch | IllegalOperation):
+        if isinstance(seen, ProducerFenced | InvalidProducerEpoch):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
