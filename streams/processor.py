@@ -77,6 +77,11 @@ Fresh = tuple[Transaction, bytes, int, list[float], "tuple[float, list[float]] |
 
 _UNBOUND = object()
 
+SENT_HERE_MAX = 200_000
+"""How many transactions scored since an assignment a worker remembers (``_sent_here``):
+the first ones, those a re-read after the assignment can bring again (8 bytes and a set
+slot each: a few MB at most)."""
+
 MAX_DLQ_ORIGINAL = 700_000
 """Originals above this are cut (base64 adds a third; the broker's limit is ~1 MB)."""
 
@@ -148,6 +153,13 @@ class Processor:
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
+        self._sent_here: set[int] = set()
+        """Transactions this process scored since its partitions were last assigned (the
+        first ``SENT_HERE_MAX``): a re-delivery of one is not answered again. Faust seeks twice
+        after an assignment and messages fetched before the second seek still arrive, so a
+        transaction scored after the read-back (``published``) can come again from the
+        rewind; its score is in this worker's own producer, and was sent twice (1 duplicate
+        in ``fraudstream chaos --only link-cut --seed 8``, 2026-12-02)."""
         self.dead_lettered: set[Source] = set()
         """Sources of messages about to be re-read that already have a dead letter
         (``streams.dead_letters``): not dead-lettered again."""
@@ -194,6 +206,7 @@ class Processor:
         """Partitions moved: drop cached cards and rebuild the held-label index for
         ``partitions`` (default: all) from card state before the next batch."""
         self._cache.clear()
+        self._sent_here.clear()
         self.clock.clear()
         self._last_event.clear()
         self._rebuild = set(range(self.partitions)) if partitions is None else set(partitions)
@@ -356,6 +369,8 @@ class Processor:
             if card.seen(tx.tx_id):  # re-delivered: answer, do not count twice
                 replayed += 1
                 entry = card.scored(tx.tx_id)
+                if tx.tx_id in self._sent_here:  # answered by this process already
+                    continue
                 if entry is not None:
                     if tx.tx_id not in published:
                         self._emit_score(out, tx, entry.score, entry.features)
@@ -522,6 +537,8 @@ class Processor:
     def _emit_score(self, out: Outgoing, tx: Transaction, score: float, feats: list[float],
                     rescored: bool = False) -> None:
         started = perf_counter_ns()
+        if len(self._sent_here) < SENT_HERE_MAX:
+            self._sent_here.add(tx.tx_id)
         body = self._score_body(tx, score, feats, rescored)
         if self.pack_scores:
             out.score_bodies.append(body)
