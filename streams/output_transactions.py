@@ -39,6 +39,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.producer.sender import Sender
+
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 10.0
@@ -109,6 +112,7 @@ class PartitionTransactions:
         producer = AIOKafkaProducer(
             transactional_id=transactional_id(self.prefix, partition),
             enable_idempotence=True, acks="all", **self.producer_kwargs)
+        producer._sender.__class__ = PatientSender
         await producer.start()
         # the epoch bump (the fence) happens with the producer id, asked for here
         await asyncio.wait_for(producer.begin_transaction(), self.timeout_s)
@@ -199,6 +203,31 @@ class PartitionTransactions:
 def _retrieve(sent: Any) -> None:
     if not sent.cancelled():
         sent.exception()
+
+
+class PatientSender(Sender):  # type: ignore[misc]
+    """aiokafka's producer sender, retrying a transaction coordinator lookup whose
+    connection closed under it.
+
+    aiokafka retries the lookup when the coordinator is unavailable or a node not ready, but
+    a connection closed mid-request ends it with ``KafkaError``, which kills the sender, puts
+    the producer in its fatal state and stopped the worker: a broker restarted while a
+    transaction committed (``tests/reliability/test_broker_restart.py``, full ``make test``
+    of 2026-12-02 06:08, "Unexpected error in sender routine" from ``_find_coordinator``).
+    Here that case is retried like the others, until the broker is back. The class is
+    swapped on the producer's sender (it adds no state): aiokafka builds its sender inside
+    the producer and takes no sender class.
+    """
+
+    async def _find_coordinator(self, coordinator_type: Any, key: Any) -> Any:
+        while True:
+            try:
+                return await super()._find_coordinator(coordinator_type, key)
+            except KafkaError as exc:
+                if not isinstance(exc.__cause__, KafkaConnectionError):
+                    raise
+                log.warning("transaction coordinator unreachable (%s); retrying", exc.__cause__)
+                await asyncio.sleep(self._retry_backoff)
 
 
 def _sender_error(producer: Any) -> BaseException | None:

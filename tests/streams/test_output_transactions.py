@@ -78,3 +78,42 @@ def test_the_worker_sends_its_outputs_in_transactions_by_default(
     assert fraud.outputs.commit in fraud.app.producer.flush_hooks  # before offsets commit
     off = kafka_settings.model_copy(update={"output_transactions": False})
     assert FraudApp(off, worker_id="plain").outputs is None
+
+
+def test_a_coordinator_lookup_cut_by_a_broker_restart_is_retried() -> None:
+    """aiokafka's own sender gives up (and the producer with it) when the connection closes
+    during the lookup; the worker's producers look again until the broker answers."""
+    from aiokafka.client import CoordinationType
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+    from aiokafka.producer.sender import Sender
+
+    from streams.output_transactions import PatientSender
+
+    class Client:
+        def __init__(self) -> None:
+            self.lookups = 0
+
+        async def coordinator_lookup(self, kind: object, key: str) -> int:
+            self.lookups += 1
+            if self.lookups < 3:
+                raise KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+            return 1
+
+        async def ready(self, node_id: int, group: object = None) -> bool:
+            return True
+
+    def sender(cls: type) -> Sender:
+        made = object.__new__(cls)
+        made._txn_manager, made._coordinators = object(), {}
+        made.client, made._retry_backoff = Client(), 0.001
+        return made
+
+    patient = sender(PatientSender)
+    found = asyncio.run(patient._find_coordinator(CoordinationType.TRANSACTION, "t-p0"))
+    assert found == 1 and patient.client.lookups == 3
+    try:  # aiokafka's own: the first closed connection ends it
+        asyncio.run(sender(Sender)._find_coordinator(CoordinationType.TRANSACTION, "t-p0"))
+    except KafkaError:
+        pass
+    else:
+        raise AssertionError("aiokafka now retries a closed connection itself")
