@@ -15,14 +15,12 @@ import logging
 import math
 import os
 import time
-import weakref
 from pathlib import Path
 from time import thread_time_ns
 from typing import Any
 from urllib.parse import quote
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT
 from mode import CrashingSupervisor
 
@@ -61,23 +59,19 @@ READBACK_WAIT_S = 10.0
 """The longest the agents wait for a read-back of what is already out (``_before_reread``):
 it takes about a second after a rejoin; it is bounded so that a slow one delays scoring,
 never stops it."""
+CARDS_STAGED_MAX = 20_000
+"""Staged cards that make an agent publish them at once rather than wait for the next flush
+or tick (``streams.card_table``): bounds a RocksDB write batch (~4 KB a card) and the work of
+one flush."""
+CARDS_PUBLISH_EVERY_S = 1.0
+"""Staged cards are published at least this often, even when no offset is committed (labels
+released on an idle partition change cards without a new offset)."""
 ALIGN_MIN_GAP_S = 0.01
 """The alignment also runs after each batch, at most this often (it reads every assigned
 partition's high-water mark)."""
 ALIGN_SLACK_S = 3600.0
 """How far in event time a transaction partition may run ahead of the slowest one still
 reading (``streams.label_clock.event_time_limit``); live, every partition is caught up."""
-
-
-def _bind_event(event: EventT | None) -> None:
-    """Make ``event`` Faust's current event, so a table write lands in its partition.
-
-    ``stream.take_events()`` yields a list and leaves no current event; Faust's RocksDB store
-    and changelog both read the partition from it. This sets the same context variable that
-    Faust sets while iterating a stream, for the event the card's state came from.
-    """
-    if event is not None:
-        _current_event.set(weakref.ref(event))
 
 
 class FraudApp:
@@ -137,9 +131,8 @@ class FraudApp:
         self.terminal_topic = app.topic(t.terminal_events, partitions=t.partitions, **raw)
         self.heartbeat_topic = app.topic(t.heartbeats, partitions=1, **raw)
         self.examples_topic = app.topic(t.learned_examples, partitions=t.partitions, **raw)
-        # Keyed by the card id bytes, the same bytes as the source topics' keys. Faust puts a
-        # table write in the partition of the *current event*; a micro-batch mixes partitions,
-        # so the processor binds each card's own event before storing it (``_bind_event``).
+        # Keyed by the card id bytes, the same bytes as the source topics' keys; each card is
+        # written in its records' partition (``CardTable.stage``).
         self.cards = app.Table(
             "cards", default=None, partitions=t.partitions,
             key_type=bytes, value_type=bytes,  # bytes -> "raw" codec: CardState.to_bytes
@@ -147,7 +140,7 @@ class FraudApp:
                      "max_write_buffer_number": 2,
                      "block_cache_size": settings.rocksdb_block_cache_mb << 20},
         )
-        self.card_table = CardTable(self.cards)  # changelog published by the agents, in order
+        self.card_table = CardTable(self.cards)  # written behind: ``streams.card_table``
         self.telemetry = Telemetry(worker_id)
         self.replica = TerminalReplica(settings.label_delay_days)
         registry = Registry(settings.registry_dir, settings.model_signing_key.get_secret_value())
@@ -166,7 +159,6 @@ class FraudApp:
             alert_policy=make_alert_policy(settings.alert_policy, settings.alert_budget,
                                            settings.alert_threshold),
         )
-        self.processor.bind_event = _bind_event
         self.challengers = self.processor.challengers = self._challengers(registry)
         self.shared: SharedExamples | None = None
         self._examples_from: dict[int, int] = {}
@@ -214,6 +206,8 @@ class FraudApp:
             # Faust flushes its producer before it commits offsets: the transactions then
             # commit first, so no committed offset is ahead of a score that is not out
             self.app.producer.flush_hooks.append(self.outputs.commit)
+        # and the staged cards go out first, so no committed offset is ahead of its cards
+        self.app.producer.flush_first.append(self.publish_cards)
         self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
                            settings.kafka.heartbeat_interval_ms / 1000)
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
@@ -268,8 +262,9 @@ class FraudApp:
 
         ``await send`` (not ``send_soon``): Faust flushes the producer before it commits an
         offset, but not its own ``send_soon`` buffer, so a score left there could be lost to a
-        crash after its source offset was committed. The cards these results depend on go
-        first (``CardTable.publish``): a score must not be out before its card's state is.
+        crash after its source offset was committed. The cards these results depend on are
+        staged, and go out with the next flush, before any offset after them is committed
+        (``streams.card_table``).
         """
         self._sends_open += 1  # before any await: the batch was scored just now
         self._sends_idle.clear()
@@ -287,13 +282,11 @@ class FraudApp:
                 await self.examples_topic.send(key=self.worker_id.encode(), value=examples)
         stages = self.processor.stages
         async with self._sending:  # one agent's results at a time: see ``_sending``
+            if len(self.card_table.staged) >= CARDS_STAGED_MAX:
+                await self.publish_cards()
             # CPU time, not wall (an await that waits must not count), less what the
             # processor did meanwhile (the other agent's batch, counted in its own stages)
-            began, counted = thread_time_ns(), stages.total_ns()
-            await self.card_table.publish()
-            sent = thread_time_ns()
-            stages.add_cpu("state", sent - began - (stages.total_ns() - counted))
-            counted_sent = stages.total_ns()
+            sent, counted_sent = thread_time_ns(), stages.total_ns()
             if self.outputs is not None:
                 await self._send_in_transactions(out)
             else:
@@ -324,6 +317,17 @@ class FraudApp:
             began = thread_time_ns()
             self._snapshot()
             stages.add_cpu("model", thread_time_ns() - began)
+
+    async def publish_cards(self) -> None:
+        """Write the staged cards and publish their changelog (``CardTable.publish``): before
+        every producer flush, on a timer, and when too many are staged."""
+        stages = self.processor.stages
+        began, counted = thread_time_ns(), stages.total_ns()
+        written = await self.card_table.publish()
+        # CPU time less what the processor did meanwhile (an agent's batch, counted apart)
+        stages.add_cpu("state", thread_time_ns() - began - (stages.total_ns() - counted))
+        if written:
+            self.telemetry.card_writes.inc(written)
 
     async def _send_in_transactions(self, out: Outgoing) -> None:
         """Scores, alerts and shadow scores into their card's partition's transaction
@@ -669,6 +673,10 @@ class FraudApp:
                 started = loop.time()
                 await asyncio.sleep(LOOP_PROBE_S)
                 self.telemetry.observe_loop_stall(loop.time() - started - LOOP_PROBE_S)
+
+        @app.timer(CARDS_PUBLISH_EVERY_S)
+        async def publish_cards() -> None:
+            await self.publish_cards()
 
         if self.outputs is not None:
             outputs = self.outputs

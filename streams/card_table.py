@@ -1,42 +1,46 @@
-"""The ``cards`` table, with its changelog written by the agent in order, not in the background.
+"""The ``cards`` table: card states staged in memory and written behind, once per card per flush.
 
-Why: a Faust table assignment writes the store at once but queues its changelog message in
-Faust's ``send_soon`` buffer, which a background task empties into the Kafka producer. The
-agent ``await``s its score messages straight into the producer, so they overtake the state
-they depend on, and Faust's flush before an offset commit gives up on that buffer after
-0.1 s without progress. Measured consequence in ``fraudstream chaos`` (200,000 transactions,
-5 SIGKILLs): a card's write could be lost although its transaction's offset was committed
-(17 labels then waited forever for a transaction their card no longer knew), and a
-re-delivered transaction was scored a second time, differently, because its first score
-was out while the card's record of it was not.
+Why the changelog is written by hand: a Faust table assignment writes the store at once but
+queues its changelog message in Faust's ``send_soon`` buffer, which a background task empties
+into the Kafka producer, and Faust's flush before an offset commit gives up on that buffer
+after 0.1 s without progress. Measured consequence in ``fraudstream chaos`` (200,000
+transactions, 5 SIGKILLs): a card's write could be lost although its transaction's offset was
+committed (17 labels then waited forever for a transaction their card no longer knew).
 
-Here a write goes to the store at once, as before, and its changelog message waits in
-``unsent`` until the agent calls ``publish()``, which hands it to the producer *before* the
-scores of the same batch. An event is acknowledged only after that, and Faust flushes the
-producer before it commits, so a committed offset always has its card state in the changelog.
+Why written behind: a card changes with nearly every transaction and label, and each change
+used to cost an encoding of the whole card (~4 KB), a RocksDB put and a changelog message:
+0.85-0.94 card writes per transaction in an envelope drain, the largest cost of the worker
+after its own bookkeeping (``python -m benchmarks.drain_one``, 2026-12-02: state 41-51 of
+133-155 CPU-us per transaction). Here the processor *stages* a changed card (the object
+itself, not its bytes); ``publish()`` encodes each staged card once, writes the store (one
+RocksDB write batch per partition) and hands the changelog messages to the producer. The
+worker publishes before every producer flush, which Faust does before it commits offsets
+(``IdempotentProducer.flush_first``), on a timer, and when too many cards are staged; so a
+card changed ten times between two commits is written once.
+
+What a crash loses is what it lost before, and the same mechanisms answer it: offsets are
+committed only after the cards they depend on are in the changelog, so a restart re-reads
+every transaction and label whose card change was not published. Their scores may already
+be out (scores commit every 100 ms, in ``streams.output_transactions``): the worker reads
+them back before the re-read and answers with them (``streams.published``), as it did when a
+SIGKILL caught a card's changelog message in flight.
 
 The messages go to the Kafka producer directly, not through ``Topic.send``: that path wraps
 every message in Faust's future, channel and callback objects (measured: 19% of an
-envelope-mode worker's time for the changelog alone). They go as one record batch per
-partition and publish (a per-message ``send`` was still 17% of an envelope-mode worker in a
-py-spy profile of 2026-12-01); the store's persisted offset, which Faust's callback set per
-message, is set once per partition and batch.
+envelope-mode worker's time for the changelog alone). They go as record batches per partition
+(a per-message ``send`` was still 17% of an envelope-mode worker in a py-spy profile of
+2026-12-01); the store's persisted offset, which Faust's callback set per message, is set once
+per partition and publish.
 
-The store writes wait for ``publish()`` too, and a RocksDB store gets them as one write batch
-per partition rather than one ``put`` each through Faust's store (measured: a put through
-Faust was 11% of an envelope-mode worker). Reads see the waiting writes first, so the table
-reads as if they were made at once. A crash before ``publish()`` loses them together with
-their changelog messages and the scores behind them, which is what happened before: none
-of it was acknowledged.
+Reads see the staged cards first, so the table reads as if every change were written at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Iterator, MutableMapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 BATCH_FROM = 8
 """A partition's changelog messages of one publish go as a record batch from this many; fewer
@@ -44,21 +48,33 @@ go one ``send`` each (a batch per message, in event mode, cost 1.2 ms of CPU per
 against 0.2 ms: building and closing a batch is the fixed cost)."""
 
 
-class CardTable(MutableMapping[bytes, bytes]):
-    """A ``faust.Table`` of raw bytes whose changelog messages the caller publishes.
+class Encodable(Protocol):
+    """A staged card: encoded when it is written (``streams.card_state.CardState``)."""
 
-    Reads go to the table as before. Only what the processor uses is supported: ``get``,
-    item assignment and ``publish``; iteration and deletion are refused, not faked.
+    def to_bytes(self) -> bytes: ...
+
+
+def _encoded(value: bytes | Encodable) -> bytes:
+    return value if isinstance(value, bytes) else value.to_bytes()
+
+
+class CardTable(MutableMapping[bytes, bytes]):
+    """A ``faust.Table`` of raw bytes whose writes the caller stages and publishes.
+
+    Only what the processor uses is supported: ``get``, ``read``, ``stage``, item assignment
+    and ``publish``; iteration and deletion are refused, not faked.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.unsent: deque[tuple[int, bytes, bytes]] = deque()
-        self.unwritten: dict[bytes, tuple[int, bytes]] = {}  # key -> (partition, value)
+        self.staged: dict[bytes, tuple[int, bytes | Encodable]] = {}
+        """Cards changed since the last write: key -> (partition, state)."""
+        self.unsent: list[tuple[int, bytes, bytes]] = []
+        """Written to the store, their changelog messages not handed to the producer yet."""
         store = table.data
         self._batched = bool(getattr(store, "use_rocksdict", False)) and hasattr(
             store, "_db_for_partition")
-        """A rocksdict store takes write batches; any other store is written at once."""
+        """A rocksdict store takes write batches; any other store is written key by key."""
         self._topic: str | None = None
         self._publishing = asyncio.Lock()
 
@@ -71,8 +87,8 @@ class CardTable(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: Any = None) -> Any:
         """Read through Faust's table: its RocksDB store looks in the partition of Faust's
         *current event*, which must then be the key's own (see ``read``)."""
-        waiting = self.unwritten.get(key)
-        value = waiting[1] if waiting is not None else self.table.get(key)
+        staged = self.staged.get(key)
+        value = _encoded(staged[1]) if staged is not None else self.table.get(key)
         return default if value is None else value
 
     def read(self, key: bytes, partition: int) -> bytes | None:
@@ -86,9 +102,9 @@ class CardTable(MutableMapping[bytes, bytes]):
         --only crash`` run, 81 labels whose transaction was scored before a kill found no
         transaction on their card and were never learned (measured 2026-12-01).
         """
-        waiting = self.unwritten.get(key)
-        if waiting is not None:
-            return waiting[1]
+        staged = self.staged.get(key)
+        if staged is not None:
+            return _encoded(staged[1])
         store = self.table.data
         open_db = getattr(store, "_db_for_partition", None)
         if open_db is None:  # not partitioned by database (Faust's memory store)
@@ -98,15 +114,14 @@ class CardTable(MutableMapping[bytes, bytes]):
             store._key_index[key] = partition
         return value
 
+    def stage(self, key: bytes, partition: int, state: bytes | Encodable) -> None:
+        """Record that the card ``key`` of ``partition`` changed; ``state`` (its bytes, or an
+        object encoded when it is written) is written with the next ``publish``."""
+        self.staged[key] = (partition, state)
+
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        # The partition of the event being processed (Faust's rule for table keys): the
-        # processor binds each card's own event before it stores the card.
-        partition = self.table.partition_for_key(key)
-        if self._batched:
-            self.unwritten[key] = (partition, value)
-        else:
-            self.table.data[key] = value
-        self.unsent.append((partition, key, value))
+        # The partition of the event being processed (Faust's rule for table keys).
+        self.stage(key, self.table.partition_for_key(key), value)
 
     def __delitem__(self, key: bytes) -> None:
         raise NotImplementedError("cards are never deleted by the processor")
@@ -123,23 +138,32 @@ class CardTable(MutableMapping[bytes, bytes]):
         self.write()
         yield from self.table.data.items()
 
-    def write(self) -> None:
-        """Put the waiting writes into the RocksDB store, one write batch per partition."""
-        if not self.unwritten:
-            return
-        waiting, self.unwritten = self.unwritten, {}
+    def write(self) -> int:
+        """Encode the staged cards and put them into the store (a rocksdict store: one write
+        batch per partition); their changelog messages wait in ``unsent`` for ``publish``.
+        Returns how many cards were written."""
+        if not self.staged:
+            return 0
+        staged, self.staged = self.staged, {}
+        records = [(partition, key, _encoded(state))
+                   for key, (partition, state) in staged.items()]
+        self.unsent.extend(records)
         store = self.table.data
+        if not self._batched:
+            for _, key, value in records:
+                store[key] = value
+            return len(records)
         open_db = store._db_for_partition
         index = store._key_index  # what Faust's own put records, for its reads by key
-        if len(waiting) == 1:  # one message, one card (event mode): a batch costs more
-            [(key, (partition, value))] = waiting.items()
+        if len(records) == 1:  # one card: a batch costs more
+            [(partition, key, value)] = records
             open_db(partition).put(key, value)
             index[key] = partition
-            return
+            return 1
         from rocksdict import WriteBatch
 
         batches: dict[int, Any] = {}
-        for key, (partition, value) in waiting.items():
+        for partition, key, value in records:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = WriteBatch(raw_mode=True)
@@ -147,31 +171,33 @@ class CardTable(MutableMapping[bytes, bytes]):
             index[key] = partition
         for partition, batch in batches.items():
             open_db(partition).write(batch)
+        return len(records)
 
-    async def publish(self) -> None:
-        """Hand every queued changelog message to the producer, oldest first: a partition's
-        messages as record batches when there are ``BATCH_FROM`` or more (aiokafka's batch
-        API: a message costs one append to the batch instead of a future and an accumulator
-        call each), else one ``send`` each.
+    async def publish(self) -> int:
+        """Write the staged cards and hand their changelog messages to the producer, oldest
+        first: a partition's messages as record batches when there are ``BATCH_FROM`` or more
+        (aiokafka's batch API: a message costs one append to the batch instead of a future
+        and an accumulator call each), else one ``send`` each. Returns how many cards were
+        written.
 
-        Both agents write cards; the lock keeps one drain at a time, so two writes of one
-        card can never reach the producer in the wrong order (within a partition, a batch is
-        sent only after the previous one has left: aiokafka's ``send_batch``).
+        Both agents and the worker's flushes publish; the lock keeps one at a time, so two
+        writes of one card can never reach the producer in the wrong order (within a
+        partition, a batch is sent only after the previous one has left: aiokafka's
+        ``send_batch``).
         """
-        self.write()
-        if not self.unsent:
-            return
-        table, unsent = self.table, self.unsent
-        # Faust's producer wraps an AIOKafkaProducer; the batch API is only on the latter.
-        kafka = table.app.producer._ensure_producer()
-        topic = self._topic or table.changelog_topic.get_topic_name()
-        self._topic = topic
-        last: dict[int, tuple[Any, int]] = {}
         async with self._publishing:
+            written = self.write()
+            if not self.unsent:
+                return written
+            unsent, self.unsent = self.unsent, []
+            # Faust's producer wraps an AIOKafkaProducer; the batch API is only on the latter.
+            kafka = self.table.app.producer._ensure_producer()
+            topic = self._topic or self.table.changelog_topic.get_topic_name()
+            self._topic = topic
             per_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-            while unsent:  # in write order within each partition
-                partition, key, value = unsent.popleft()
+            for partition, key, value in unsent:  # in write order within each partition
                 per_partition.setdefault(partition, []).append((key, value))
+            last: dict[int, tuple[Any, int]] = {}
             for partition, records in per_partition.items():
                 if len(records) < BATCH_FROM:
                     for key, value in records:
@@ -181,6 +207,7 @@ class CardTable(MutableMapping[bytes, bytes]):
                     last[partition] = await self._send_batches(kafka, records, topic, partition)
         for sent, count in last.values():  # the newest per partition: they complete in order
             sent.add_done_callback(partial(self._persisted, count))
+        return written
 
     @staticmethod
     async def _send_batches(

@@ -25,18 +25,23 @@ IDEMPOTENT_SETTINGS: Mapping[str, Any] = {"acks": "all", "enable_idempotence": T
 class IdempotentProducer(faust_aiokafka.Producer):
     """Faust's aiokafka producer with ``acks=all`` and idempotence, in every processing mode.
 
-    ``flush_hooks`` are awaited after each flush: Faust flushes before it commits offsets,
-    and the worker's output transactions (``streams.output_transactions``) commit there.
+    Faust flushes before it commits offsets. ``flush_first`` are awaited before each flush
+    (the worker publishes its staged card states there: ``streams.card_table``, so the flush
+    waits for them too); ``flush_hooks`` after it (the worker's output transactions commit
+    there: ``streams.output_transactions``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.flush_first: list[Callable[[], Awaitable[object]]] = []
         self.flush_hooks: list[Callable[[], Awaitable[None]]] = []
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), **IDEMPOTENT_SETTINGS}
 
     async def flush(self) -> None:
+        for hook in self.flush_first:
+            await hook()
         await super().flush()
         for hook in self.flush_hooks:
             await hook()

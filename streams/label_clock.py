@@ -55,9 +55,22 @@ class LabelClock:
         self._next = math.inf  # no held label is known before this
         self.labels_read: dict[int, float] = {}
         """Per partition, the largest ``known_at`` read on the labels topic."""
-        self.reading: set[int] = set()
+        self._reading: set[int] = set()
+        self._floor: float | None = None
+        """The slowest reading watermark, kept until it can have changed: it was computed
+        for every scored transaction (measured: 8% of an envelope-mode worker, py-spy,
+        2026-12-02)."""
+
+    @property
+    def reading(self) -> set[int]:
         """Partitions whose transactions are still being read (a backlog, a catch-up): the
         worker sets it; their slowest watermark bounds when any label may be learned."""
+        return self._reading
+
+    @reading.setter
+    def reading(self, partitions: set[int]) -> None:
+        self._reading = set(partitions)
+        self._floor = None
 
     def read_label(self, partition: int, known_at: float) -> None:
         if known_at > self.labels_read.get(partition, -math.inf):
@@ -68,10 +81,14 @@ class LabelClock:
         return self._watermark.get(partition, -math.inf)
 
     def advance(self, partition: int, ts: float) -> None:
-        if ts > self._watermark.get(partition, -math.inf):
+        before = self._watermark.get(partition, -math.inf)
+        if ts > before:
             self._watermark[partition] = ts
             if ts > self._highest:
                 self._highest = ts
+            floor = self._floor  # only the slowest reading partition moves the floor
+            if floor is not None and before <= floor and partition in self._reading:
+                self._floor = None
 
     def learn_time(self, partition: int) -> float:
         """Event time up to which labels of ``partition`` may be learned.
@@ -85,8 +102,13 @@ class LabelClock:
         return min(self._watermark.get(partition, -math.inf), self._reading_floor())
 
     def _reading_floor(self) -> float:
-        wm = self._watermark
-        return min((wm.get(p, -math.inf) for p in self.reading), default=math.inf)
+        floor = self._floor
+        if floor is None:
+            wm, floor = self._watermark, math.inf
+            for p in self._reading:
+                floor = min(floor, wm.get(p, -math.inf))
+            self._floor = floor
+        return floor
 
     def is_late(self, partition: int, known_at: float) -> bool:
         """True when the transaction stream is already at or past ``known_at``."""
@@ -99,6 +121,8 @@ class LabelClock:
         if self._next > self._highest:
             return []
         floor = self._reading_floor()
+        if self._next > floor:  # held back by a partition still reading
+            return []
         out = []
         for partition, heap in self._heaps.items():
             if not heap:
@@ -146,7 +170,7 @@ class LabelClock:
         self._heaps.clear()
         self._highest, self._next = -math.inf, math.inf
         self.labels_read.clear()
-        self.reading.clear()
+        self.reading = set()
 
     def rebuild(self, partition: int, entries: Iterable[Held]) -> None:
         heap = list(entries)

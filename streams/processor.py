@@ -75,8 +75,6 @@ Fresh = tuple[Transaction, bytes, int, list[float], "tuple[float, list[float]] |
 """A new transaction of a batch: itself, its card, its partition, features, published score."""
 
 
-_UNBOUND = object()
-
 SENT_HERE_MAX = 200_000
 """How many transactions scored since an assignment a worker remembers (``_sent_here``):
 the first ones, those a re-read after the assignment can bring again (8 bytes and a set
@@ -136,6 +134,10 @@ class Processor:
         self._read_card = getattr(cards, "read", None)
         """A partitioned store reads by the record's partition (``CardTable.read``); a dict
         in tests has no partitions."""
+        self._stage_card = getattr(cards, "stage", None)
+        """A ``CardTable`` takes changed cards as objects, encoded when it writes them (once
+        per flush, however often they changed: ``streams.card_table``); a dict in tests gets
+        their bytes at once."""
         self.partitions = partitions
         self._partition_of: dict[bytes, int] = {}
         self.replica = replica
@@ -147,9 +149,6 @@ class Processor:
         self._feature_mean = FeatureMean()  # occlusion reference for models that keep none
         self.worker_id = worker_id
         self._cache: dict[bytes, CardState] = {}
-        self._origin: dict[bytes, Any] = {}
-        self.bind_event: Any = lambda event: None
-        """Called with a record's ``event`` before its card is stored (see ``streams.app``)."""
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
@@ -173,7 +172,8 @@ class Processor:
         self.shared: SharedExamples | None = None
         """With ``learning=shared``: the peers' examples to learn in event time, and this
         worker's to publish (``streams.shared_learning``)."""
-        self._last_event: dict[int, Any] = {}  # per partition: an event to bind card writes to
+        self._read_from: set[int] = set()
+        """Partitions read from since the assignment: held labels of another wait for it."""
         self._rebuild: set[int] | None = set(range(partitions))
         self._learned = 0
         self._latencies: list[float] = []  # of the batch's scores, observed together
@@ -208,7 +208,7 @@ class Processor:
         self._cache.clear()
         self._sent_here.clear()
         self.clock.clear()
-        self._last_event.clear()
+        self._read_from.clear()
         self._rebuild = set(range(self.partitions)) if partitions is None else set(partitions)
 
     def _card(self, key: bytes, partition: int) -> CardState:
@@ -224,17 +224,17 @@ class Processor:
             self.stages.stop("state", started)
         return card
 
-    def _store(self, keys: set[bytes] | list[bytes]) -> None:
+    def _store(self, dirty: dict[bytes, int]) -> None:
+        """Hand the batch's changed cards (key -> their records' partition) to the store."""
         started = self.stages.start()
-        origin, bound = self._origin, _UNBOUND
-        for key in keys:
-            event = origin.get(key)
-            if event is not bound:  # an envelope's cards share one event: bind it once
-                self.bind_event(event)
-                bound = event
-            self.cards[key] = self._cache[key].to_bytes()
-        origin.clear()
-        self.telemetry.card_writes.inc(len(keys))
+        cache, stage = self._cache, self._stage_card
+        if stage is not None:
+            for key, partition in dirty.items():  # written with the next publish
+                stage(key, partition, cache[key])
+        else:
+            for key in dirty:
+                self.cards[key] = cache[key].to_bytes()
+            self.telemetry.card_writes.inc(len(dirty))
         self.stages.stop("state", started)
 
     # -- transactions --------------------------------------------------------------------
@@ -260,9 +260,6 @@ class Processor:
             keys = [str(event.customer_id).encode() for event in decoded.events]
             reason = self._routing_error(record.key, keys)
             if reason is None:
-                origin = self._origin
-                for key in keys:
-                    origin[key] = record.event
                 self.stages.stop("decode", started)
                 for reject in rejects:  # the envelope's malformed events, each alone
                     self._dead(record, reject.reason, topic, out, reject)
@@ -312,10 +309,10 @@ class Processor:
     ) -> list[tuple[bytes, Transaction, int]]:
         """``(card key, transaction, partition)`` of every valid event of ``records``."""
         txs: list[tuple[bytes, Transaction, int]] = []
-        last = self._last_event
+        read_from = self._read_from
         self.telemetry.messages_in.inc(len(records))
         for record in records:
-            last[record.partition] = record.event
+            read_from.add(record.partition)
             txs.extend((key, tx, record.partition)
                        for key, tx in self._decode(record, split_transactions, "transactions",
                                                    out))
@@ -347,7 +344,7 @@ class Processor:
             return out
         self._ensure_index()
         fresh: list[Fresh] = []
-        dirty: set[bytes] = set()
+        dirty: dict[bytes, int] = {}
         replica, clock = self.replica, self.clock
         replayed = rescored = features_ns = 0
         shared = self.shared
@@ -391,7 +388,7 @@ class Processor:
             known = published.get(tx.tx_id) if published else None
             replayed += known is not None
             fresh.append((tx, key, partition, feats, known))
-            dirty.add(key)
+            dirty[key] = partition
         self._score_fresh(fresh, out)
         stages.add("features", features_ns)
         self._store(dirty)
@@ -486,13 +483,12 @@ class Processor:
         return False
 
     def _release(self, due: list[Held], partition: int, out: Outgoing,
-                 dirty: set[bytes]) -> None:
+                 dirty: dict[bytes, int]) -> None:
         """Learn held labels whose time has come; their cards are stored with the batch."""
-        if partition not in self._last_event:
-            for known_at, tx_id, key in due:  # no event to bind its cards' writes to yet
+        if partition not in self._read_from:
+            for known_at, tx_id, key in due:  # nothing read from the partition yet
                 self.clock.hold(partition, known_at, tx_id, key)
             return
-        event = self._last_event[partition]
         released = 0
         for known_at, tx_id, key in due:
             card = self._card(key, partition)
@@ -506,8 +502,7 @@ class Processor:
             fraud, source = code_label(int(held[0]))
             out.snapshot_due |= self._learn(card, tx_id, fraud, entry, known_at, source)
             released += 1
-            dirty.add(key)
-            self._origin.setdefault(key, event)
+            dirty[key] = partition
         self.telemetry.labels_released.inc(released)
 
     def release_idle(self, partition: int) -> Outgoing:
@@ -521,11 +516,11 @@ class Processor:
         begun = stages.begin()
         self._ensure_index()
         newest = self.clock.newest_held(partition)
-        if newest is None or partition not in self._last_event:
+        if newest is None or partition not in self._read_from:
             stages.end(begun)
             return out
         self.clock.advance(partition, newest)
-        dirty: set[bytes] = set()
+        dirty: dict[bytes, int] = {}
         self._release(self.clock.due(partition, newest), partition, out, dirty)
         self._store(dirty)
         self._flow(out)
@@ -619,9 +614,9 @@ class Processor:
         stages = self.stages
         begun = stages.begin()
         labels: list[tuple[bytes, Label, int]] = []
-        last = self._last_event
+        read_from = self._read_from
         for record in records:
-            last.setdefault(record.partition, record.event)
+            read_from.add(record.partition)
             labels.extend((key, label, record.partition)
                           for key, label in self._decode(record, split_labels, "labels", out))
         if not labels:
@@ -629,7 +624,7 @@ class Processor:
             return out
         self._ensure_index()
         self.telemetry.labels_in.inc(len(labels))
-        dirty: set[bytes] = set()
+        dirty: dict[bytes, int] = {}
         clock = self.clock
         learn_time: dict[int, float] = {}  # per partition, once per batch (the floor loops)
         dupes = late = early = 0  # counted once per batch: a metric update is a lock
@@ -661,7 +656,7 @@ class Processor:
                         del card.early[label.tx_id]
                     out.snapshot_due |= self._learn(card, label.tx_id, label.fraud, entry,
                                                     label.known_at, label.source)
-                    dirty.add(key)
+                    dirty[key] = partition
                     continue
                 early += 1  # before its transaction
             else:
@@ -669,7 +664,7 @@ class Processor:
                 if not card.seen(label.tx_id):
                     early += 1
             card.early[label.tx_id] = [label_code(label.fraud, label.source), label.known_at]
-            dirty.add(key)
+            dirty[key] = partition
         self._store(dirty)
         self._flow(out)
         t = self.telemetry

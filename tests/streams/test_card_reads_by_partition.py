@@ -10,14 +10,15 @@ own RocksDB store and the worker's own event binding, no broker needed.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
 import faust
+from faust.streams import _current_event
 
 from models.registry import Registry
 from producers.events import Label, Transaction, encode_label, encode_transaction
-from streams.app import _bind_event
 from streams.card_state import CardState
 from streams.card_table import CardTable
 from streams.model_runtime import ModelRuntime
@@ -38,6 +39,11 @@ class _Event:
 
 def _event(partition: int) -> _Event:
     return _Event(partition)
+
+
+def _bind_event(event: _Event) -> None:
+    """Make ``event`` Faust's current event, as Faust does while iterating a stream."""
+    _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
 
 
 def _cards(tmp_path: Path) -> CardTable:
@@ -70,7 +76,6 @@ def test_a_label_after_a_restart_finds_its_scored_transaction(tmp_path: Path) ->
     runtime.start()
     proc = Processor(cards, TerminalReplica(7.0), runtime, Telemetry("w0"),
                      alert_threshold=2.0, partitions=4)
-    proc.bind_event = _bind_event
     tx = Transaction(5, 10 * DAY, 7, 3, 42.0, 0.0)
     home = _event(1)
     proc.score([Record(b"7", encode_transaction(tx), "transactions", 1, 0, home)])

@@ -56,3 +56,23 @@ def test_a_corrupt_codec_version_is_refused() -> None:
         assert "codec" in str(exc)
     else:
         raise AssertionError("a foreign codec version was accepted")
+
+
+def test_seen_is_exact_whether_or_not_ids_grow() -> None:
+    """``seen`` skips the search for an id above every one the card recorded; any other id
+    is searched, in a decoded card as in the one that recorded it."""
+    card = CardState()
+    for tx in (10, 30, 20):  # not in order: 20 comes after 30
+        assert not card.seen(tx)
+        card.add_pending(tx, float(tx), 1, 0.5, [0.0] * N_FEATURES)
+    card.pop_pending(30)
+    card.mark_done(30)
+    for state in (card, CardState.from_bytes(card.to_bytes())):
+        assert [tx for tx in (5, 10, 15, 20, 25, 30, 31) if state.seen(tx)] == [10, 20, 30]
+    learned = CardState()
+    learned.add_pending(40, 40.0, 1, 0.5, [0.0] * N_FEATURES)
+    learned.pop_pending(40)  # kept under -41 as its score's record
+    decoded = CardState.from_bytes(learned.to_bytes())
+    for tx in (39, 40, 41):  # the search's answer, with or without the shortcut
+        assert decoded.seen(tx) == (tx in decoded.done or decoded._row(tx) >= 0)
+    assert decoded.newest == 40

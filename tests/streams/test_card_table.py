@@ -1,4 +1,4 @@
-"""``CardTable``: writes readable at once, stored and published in write order."""
+"""``CardTable``: staged writes readable at once, written once per publish, in order."""
 
 from __future__ import annotations
 
@@ -139,21 +139,64 @@ def test_write_is_readable_at_once_and_published_later() -> None:
     assert table.data.persisted == {("cards-changelog", 3): 0}
 
 
-def test_two_agents_publishing_at_once_keep_the_write_order() -> None:
-    """Both agents write cards; the changelog must never carry a card's writes reordered."""
+def test_a_card_changed_many_times_is_written_once_per_publish() -> None:
+    table = _Table()
+    cards = CardTable(table)
+    for i in range(50):
+        cards[b"7"] = str(i).encode()
+    cards[b"8"] = b"x"
+
+    async def run() -> int:
+        return await cards.publish()
+
+    assert asyncio.run(run()) == 2
+    assert table.app.producer.sent == [(0, b"7", b"49"), (0, b"8", b"x")]
+    assert table.data == {b"7": b"49", b"8": b"x"}
+
+
+def test_a_change_staged_while_a_publish_sends_goes_out_after_it() -> None:
+    """Both agents and the flushes publish; a card's writes must never reach the changelog
+    reordered, even when it changes while an earlier publish is still sending."""
     table = _Table()
     cards = CardTable(table)
 
     async def run() -> None:
-        for i in range(50):
-            cards[b"7"] = str(i).encode()
+        cards[b"7"] = b"old"
         first = asyncio.create_task(cards.publish())
-        for i in range(50, 100):
-            cards[b"7"] = str(i).encode()
+        await asyncio.sleep(0)  # the first publish has taken "old" and is sending it
+        cards[b"7"] = b"new"
+        assert cards.get(b"7") == b"new"
         await asyncio.gather(first, cards.publish())
 
     asyncio.run(run())
-    assert [int(v) for _, _, v in table.app.producer.sent] == list(range(100))
+    assert [v for _, _, v in table.app.producer.sent] == [b"old", b"new"]
+    assert table.data[b"7"] == b"new"
+
+
+class _Card:
+    """A staged card object: encoded only when it is written."""
+
+    def __init__(self) -> None:
+        self.version, self.encoded = 0, 0
+
+    def to_bytes(self) -> bytes:
+        self.encoded += 1
+        return str(self.version).encode()
+
+
+def test_a_staged_card_object_is_encoded_when_written_with_its_latest_state() -> None:
+    table = _Table()
+    cards = CardTable(table)
+    card = _Card()
+    cards.stage(b"7", 2, card)
+    card.version = 3  # changed again after it was staged, before the publish
+    assert cards.read(b"7", 2) == b"3"  # reads see it as if it were written
+    encoded_by_read = card.encoded
+
+    asyncio.run(cards.publish())
+    assert table.app.producer.sent == [(2, b"7", b"3")]
+    assert card.encoded == encoded_by_read + 1  # once for the write, whatever changed before
+    assert cards.staged == {} and table.data[b"7"] == b"3"
 
 
 class _RocksStore:
@@ -208,12 +251,12 @@ def test_rocksdb_writes_wait_for_publish_and_go_as_one_batch_per_partition(
     asyncio.run(publish_and_settle())
     store = table.data
     assert store._dbs[1].get(b"7") == b"c" and store._dbs[2].get(b"8") == b"b"
-    assert cards.get(b"7") == b"c" and cards.unwritten == {}
-    # every write, in write order within its partition (few: one send each)
-    assert sorted(table.app.producer.sent) == [(1, b"7", b"a"), (1, b"7", b"c"), (2, b"8", b"b")]
-    assert table.app.producer.kafka.batches == [1, 1, 1]
+    assert cards.get(b"7") == b"c" and cards.staged == {}
+    # each card once, as last changed (few: one send each)
+    assert sorted(table.app.producer.sent) == [(1, b"7", b"c"), (2, b"8", b"b")]
+    assert table.app.producer.kafka.batches == [1, 1]
     assert dict(cards.scan()) == {b"7": b"c", b"8": b"b"}
-    assert store.persisted == {("cards-changelog", 1): 1, ("cards-changelog", 2): 0}  # newest
+    assert store.persisted == {("cards-changelog", 1): 0, ("cards-changelog", 2): 0}
 
 
 def test_a_full_batch_is_sent_and_the_next_one_started_in_order() -> None:
@@ -221,7 +264,7 @@ def test_a_full_batch_is_sent_and_the_next_one_started_in_order() -> None:
     table.app.producer = _Producer(room=3)
     cards = CardTable(table)
     for i in range(8):
-        cards[b"7"] = str(i).encode()
+        cards[str(i).encode()] = str(i).encode()
 
     async def publish_and_settle() -> None:
         await cards.publish()
@@ -238,7 +281,7 @@ def test_a_message_larger_than_a_batch_goes_alone_in_its_place() -> None:
     table.app.producer = _Producer(room=0)  # nothing fits in a batch
     cards = CardTable(table)
     for i in range(BATCH_FROM):
-        cards[b"7"] = str(i).encode()
+        cards[str(i).encode()] = str(i).encode()
 
     async def publish_and_settle() -> None:
         await cards.publish()
