@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from streams.card_state import LEARNED_KEEP, N_FEATURES, CardState
+import math
+import random
+from array import array
+
+from streams.card_state import LEARNED_KEEP, N_FEATURES, CardState, HeldLabels
 
 
 def test_round_trip_keeps_window_state_feature_log_and_bookkeeping() -> None:
@@ -76,3 +80,27 @@ def test_seen_is_exact_whether_or_not_ids_grow() -> None:
     for tx in (39, 40, 41):  # the search's answer, with or without the shortcut
         assert decoded.seen(tx) == (tx in decoded.done or decoded._row(tx) >= 0)
     assert decoded.newest == 40
+
+
+def test_held_labels_answer_as_a_dict_through_any_sequence_of_changes() -> None:
+    """``HeldLabels`` keeps its id index and oldest ``known_at`` in step with each change
+    instead of rebuilding them: checked against a dict over random changes."""
+    rng = random.Random(5)
+    held, ref = HeldLabels(), {}
+    for _ in range(3_000):
+        tx, roll = rng.randrange(40), rng.random()
+        if roll < 0.5:
+            value = [rng.randrange(4), float(rng.randrange(1_000))]
+            held[tx], ref[tx] = value, value
+        elif roll < 0.8 and tx in ref:
+            del held[tx], ref[tx]
+        elif roll < 0.82:
+            horizon = float(rng.randrange(1_000))
+            assert held.drop_before(horizon) == sum(v[1] < horizon for v in ref.values())
+            ref = {k: v for k, v in ref.items() if v[1] >= horizon}
+        elif roll < 0.85:
+            held = HeldLabels(array("d", held.flat))  # as decoded: no index yet
+        assert held.get(tx) == ref.get(tx) and (tx in held) == (tx in ref)
+        assert len(held) == len(ref)
+        assert held.oldest_known_at() == min((v[1] for v in ref.values()), default=math.inf)
+    assert sorted(held.items()) == sorted((k, v) for k, v in ref.items())
