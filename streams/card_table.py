@@ -9,13 +9,14 @@ committed (17 labels then waited forever for a transaction their card no longer 
 
 Why written behind: a card changes with nearly every transaction and label, and each change
 used to cost an encoding of the whole card (~4 KB), a RocksDB put and a changelog message:
-0.85-0.94 card writes per transaction in an envelope drain, the largest cost of the worker
-after its own bookkeeping (``python -m benchmarks.drain_one``, 2026-12-02: state 41-51 of
-133-155 CPU-us per transaction). Here the processor *stages* a changed card (the object
-itself, not its bytes); ``publish()`` encodes each staged card once, writes the store (one
-RocksDB write batch per partition) and hands the changelog messages to the producer. The
-worker publishes before every producer flush, which Faust does before it commits offsets
-(``IdempotentProducer.flush_first``), on a timer, and when too many cards are staged; so a
+0.75-0.90 card writes per transaction in an envelope drain, the largest cost of the worker
+after its own bookkeeping (``python -m benchmarks.drain_one``, 2026-12-02: state 41-53 of
+130-194 CPU-us per transaction; with this, 0.41-0.49 writes and 14-20 us). Here the
+processor *stages* a changed card (the object itself, not its bytes); ``publish()`` encodes
+each staged card once, writes the store (one RocksDB write batch per partition) and hands
+the changelog messages to the producer. The worker publishes before every producer flush,
+which Faust does before it commits offsets (``IdempotentProducer.flush_first``), on a timer,
+and when too many cards are staged; so a
 card changed ten times between two commits is written once.
 
 What a crash loses is what it lost before, and the same mechanisms answer it: offsets are
