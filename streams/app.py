@@ -720,16 +720,18 @@ class FraudApp:
     async def _may_process(self, n_events: int) -> None:
         """Wait while a read-back of what is already out is running (at most
         ``READBACK_WAIT_S``: past it the worker scores again, as without the read-back), then
-        while this worker's lease on its partitions is out (``streams.lease``). The agents
-        call it only when one of the two is out, so the per-event path costs a clock read
-        and a flag test."""
-        if not self._reread_known.is_set():
-            try:
-                await asyncio.wait_for(self._reread_known.wait(), READBACK_WAIT_S)
-            except TimeoutError:
-                log.warning("read-back of published scores still running after %.0f s: "
-                            "processing %d held event(s); re-read ones may be scored again",
-                            READBACK_WAIT_S, n_events)
+        while this worker's lease on its partitions is out (``streams.lease``), then for a
+        read-back that began meanwhile. The agents call it only when one of the two is out,
+        so the per-event path costs a clock read and a flag test.
+
+        Why the read-back is looked at until it is seen done, and again after a lease wait:
+        a batch was scored while a read-back ran, without the scores it was reading (391
+        duplicate scores of re-read transactions in one run of
+        ``tests/reliability/test_link_cut.py``, 2026-12-02: the new owner scored them 0.14-0.40
+        s into a 0.4 s read-back that began 25 ms after the previous one ended). Two ways in:
+        a waiter woken by the end of one read-back resumes after the next has begun, and a
+        lease wait ends with a rebalance, which begins one."""
+        await self._await_read_back(n_events)
         lease = self.lease
         if lease.held():
             return
@@ -737,6 +739,22 @@ class FraudApp:
         await lease.allows(lambda: bool(self.app.rebalancing), n_events)
         self.telemetry.lease_waits.inc(lease.waits - waits)
         self.telemetry.lease_released.inc(lease.released - released)
+        await self._await_read_back(n_events)
+
+    async def _await_read_back(self, n_events: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READBACK_WAIT_S
+        while not self._reread_known.is_set():
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(self._reread_known.wait(), remaining)
+            except TimeoutError:
+                log.warning("read-back of published scores still running after %.0f s: "
+                            "processing %d held event(s); re-read ones may be scored again",
+                            READBACK_WAIT_S, n_events)
+                return
 
     def _count_outputs(self, outputs: PartitionTransactions) -> None:
         """The output transactions' counts into the worker's metrics."""
