@@ -168,7 +168,8 @@ class FraudApp:
         # a batch is answered with one score message per partition (``score_messages``)
         self.processor.pack_scores = settings.processing_mode in ("envelope", "microbatch")
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
-                       on_rewound=self._before_reread)
+                       on_rewound=self._before_reread,
+                       on_seeking=lambda: self._reread_known.clear())
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
