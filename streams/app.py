@@ -745,17 +745,15 @@ class FraudApp:
     async def _await_read_back(self, n_events: int) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READBACK_WAIT_S
-        while not self._reread_known.is_set():
+        while not self._reread_known.is_set():  # set, then cleared by the next: wait on
             remaining = deadline - loop.time()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                await asyncio.wait_for(self._reread_known.wait(), remaining)
-            except TimeoutError:
+            if remaining <= 0:
                 log.warning("read-back of published scores still running after %.0f s: "
                             "processing %d held event(s); re-read ones may be scored again",
                             READBACK_WAIT_S, n_events)
                 return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reread_known.wait(), remaining)
 
     def _count_outputs(self, outputs: PartitionTransactions) -> None:
         """The output transactions' counts into the worker's metrics."""

@@ -16,8 +16,8 @@ processor *stages* a changed card (the object itself, not its bytes); ``publish(
 each staged card once, writes the store (one RocksDB write batch per partition) and hands
 the changelog messages to the producer. The worker publishes before every producer flush,
 which Faust does before it commits offsets (``IdempotentProducer.flush_first``), on a timer,
-and when too many cards are staged; so a
-card changed ten times between two commits is written once.
+and when too many cards are staged; so a card changed ten times between two commits is
+written once.
 
 What a crash loses is what it lost before, and the same mechanisms answer it: offsets are
 committed only after the cards they depend on are in the changelog, so a restart re-reads
@@ -139,12 +139,11 @@ class CardTable(MutableMapping[bytes, bytes]):
         self.write()
         yield from self.table.data.items()
 
-    def write(self) -> int:
+    def write(self) -> None:
         """Encode the staged cards and put them into the store (a rocksdict store: one write
-        batch per partition); their changelog messages wait in ``unsent`` for ``publish``.
-        Returns how many cards were written."""
+        batch per partition); their changelog messages wait in ``unsent`` for ``publish``."""
         if not self.staged:
-            return 0
+            return
         staged, self.staged = self.staged, {}
         records = [(partition, key, _encoded(state))
                    for key, (partition, state) in staged.items()]
@@ -153,14 +152,14 @@ class CardTable(MutableMapping[bytes, bytes]):
         if not self._batched:
             for _, key, value in records:
                 store[key] = value
-            return len(records)
+            return
         open_db = store._db_for_partition
         index = store._key_index  # what Faust's own put records, for its reads by key
         if len(records) == 1:  # one card: a batch costs more
             [(partition, key, value)] = records
             open_db(partition).put(key, value)
             index[key] = partition
-            return 1
+            return
         from rocksdict import WriteBatch
 
         batches: dict[int, Any] = {}
@@ -172,14 +171,13 @@ class CardTable(MutableMapping[bytes, bytes]):
             index[key] = partition
         for partition, batch in batches.items():
             open_db(partition).write(batch)
-        return len(records)
 
     async def publish(self) -> int:
         """Write the staged cards and hand their changelog messages to the producer, oldest
         first: a partition's messages as record batches when there are ``BATCH_FROM`` or more
         (aiokafka's batch API: a message costs one append to the batch instead of a future
-        and an accumulator call each), else one ``send`` each. Returns how many cards were
-        written.
+        and an accumulator call each), else one ``send`` each. Returns how many card states
+        went to the changelog (those a ``scan`` wrote to the store included).
 
         Both agents and the worker's flushes publish; the lock keeps one at a time, so two
         writes of one card can never reach the producer in the wrong order (within a
@@ -187,9 +185,9 @@ class CardTable(MutableMapping[bytes, bytes]):
         ``send_batch``).
         """
         async with self._publishing:
-            written = self.write()
+            self.write()
             if not self.unsent:
-                return written
+                return 0
             unsent, self.unsent = self.unsent, []
             # Faust's producer wraps an AIOKafkaProducer; the batch API is only on the latter.
             kafka = self.table.app.producer._ensure_producer()
@@ -208,7 +206,7 @@ class CardTable(MutableMapping[bytes, bytes]):
                     last[partition] = await self._send_batches(kafka, records, topic, partition)
         for sent, count in last.values():  # the newest per partition: they complete in order
             sent.add_done_callback(partial(self._persisted, count))
-        return written
+        return len(unsent)
 
     @staticmethod
     async def _send_batches(
