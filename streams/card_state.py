@@ -85,8 +85,12 @@ class HeldLabels:
         ids = self._ids
         if ids is None:
             ids = self._ids = self.flat[0::3]
-        key = float(tx_id)
-        return ids.index(key) * 3 if key in ids else -1
+        if not ids:  # most cards hold no label: asked for every scored transaction
+            return -1
+        try:  # one scan (``in`` then ``index`` scanned twice)
+            return ids.index(float(tx_id)) * 3
+        except ValueError:
+            return -1
 
     def get(self, tx_id: int) -> list[float] | None:
         i = self._at(tx_id)
