@@ -154,7 +154,8 @@ def pipeline_scores(args: DriftArgs, frame: pd.DataFrame, tx_ids: np.ndarray, st
                     envelope=args.envelope, label_delay_days=7.0, learning=learning)
                 settings = settings.model_copy(update={
                     "retrain_every_days": 7.0, "retrain_window_days": offline.WEEKLY_TRAIN_DAYS,
-                    "snapshot_every_labels": args.snapshot_every})
+                    "snapshot_every_labels": args.snapshot_every,
+                    "snapshot_keep": 0})  # every version: the served twins read the lineage
                 if name == f"{args.batch} static":
                     sign_batch_model(settings, model, static, data)
                 collector = None

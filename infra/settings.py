@@ -312,6 +312,12 @@ class Settings(BaseSettings):
     replay, a quiet partition): Kafka Streams' ``max.task.idle.ms``."""
     label_delay_days: float = Field(default=7.0, ge=0)
     snapshot_every_labels: int = Field(default=5000, ge=1)
+    snapshot_keep: int = Field(default=50, ge=0)
+    """Snapshots a worker (and ``fraudstream trainer``) keeps of its own lineage, newest first;
+    older ones are deleted after each new one (0: keep them all). A worker snapshots every
+    ``snapshot_every_labels`` labels, a new file every half second in a drain (2026-12-02),
+    so keeping all of them fills the disk of a worker that runs for weeks. A score's
+    ``model_version`` then names a deleted file once 50 newer ones exist."""
     retrain_every_days: float = Field(default=7.0, gt=0)
     """``fraudstream trainer`` with a batch model: refit every this many days of event time."""
     retrain_window_days: float | None = Field(default=28.0, gt=0)

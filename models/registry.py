@@ -139,6 +139,29 @@ class Registry:
         os.replace(tmp, path)
         return path
 
+    def prune(self, name: str, keep: int) -> list[int]:
+        """Delete every version of ``name`` but the newest ``keep``; returns those deleted.
+
+        Why: a worker snapshots every few thousand labels, so a lineage grows by thousands of
+        files a day, and ``save`` lists the folder for the next version number. Only the
+        newest valid snapshot is ever loaded by name; an older one is kept for a bad newest
+        (``ModelRuntime`` falls back to the next that verifies) and for audit.
+
+        >>> import tempfile
+        >>> reg = Registry(tempfile.mkdtemp(), "k")
+        >>> for _ in range(5):
+        ...     _ = reg.save({"w": 1}, "m")
+        >>> reg.prune("m", keep=2), reg.versions("m")
+        ([1, 2, 3], [4, 5])
+        """
+        if keep < 1:
+            raise ValueError(f"keep at least one version, not {keep}")
+        old = self.versions(name)[:-keep]
+        folder = self.root / _check_name(name)
+        for version in old:
+            (folder / f"v{version}.fsm").unlink(missing_ok=True)
+        return old
+
     def load(self, name: str, version: int | None = None) -> Snapshot:
         """Load ``name`` (latest version by default), verifying the signature first."""
         versions = self.versions(name)

@@ -152,7 +152,7 @@ class FraudApp:
             settings.model, registry, snapshot_name=f"{settings.app_id}-{settings.model}-{worker_id}",
             snapshot_every=settings.snapshot_every_labels,
             learn=settings.learning in ("local", "shared"), warm_start=settings.model_snapshot,
-            from_trainer=settings.learning == "trainer",
+            from_trainer=settings.learning == "trainer", keep=settings.snapshot_keep,
         )
         self.runtime.start()  # newest valid snapshot, or a fresh online model
         self.telemetry.model_version.set(self.runtime.version)
@@ -237,7 +237,7 @@ class FraudApp:
             runtime = ModelRuntime(
                 name, registry, snapshot_name=f"{s.app_id}-challenger-{name}-{self.worker_id}",
                 snapshot_every=10**12,  # written with the champion's snapshots (``_snapshot``)
-                learn=s.learning in ("local", "shared"))
+                learn=s.learning in ("local", "shared"), keep=s.snapshot_keep)
             runtime.start()
             shadows.append(Contender(runtime, make_alert_policy(
                 s.alert_policy, s.alert_budget, s.alert_threshold)))

@@ -40,11 +40,14 @@ class ModelRuntime:
         seed: int = 0,
         warm_start: str | None = None,
         from_trainer: bool = False,
+        keep: int = 0,
     ) -> None:
         self.name = name
         self.registry = registry
         self.snapshot_name = snapshot_name
         self.snapshot_every = snapshot_every
+        self.keep = keep
+        """Versions of ``snapshot_name`` kept after each snapshot (0: all; ``Registry.prune``)."""
         self.online = is_online(name)
         self.learn_enabled = learn and self.online
         self.model: Any = None
@@ -206,6 +209,8 @@ class ModelRuntime:
         )
         self.version = int(path.stem.lstrip("v"))
         self.learned_since_snapshot = 0
+        if self.keep:
+            self.registry.prune(self.snapshot_name, self.keep)
         log.info("snapshot %s (%.0f ms)", path, (time.perf_counter() - started) * 1000)
         return str(path)
 

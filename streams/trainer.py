@@ -192,6 +192,8 @@ class Trainer:
                                          "event_time": self._event_time()})
         self.version = int(path.stem.lstrip("v"))
         self.since_snapshot = 0
+        if self.settings.snapshot_keep:  # a worker behind by more reads the next one
+            self.registry.prune(self.name, self.settings.snapshot_keep)
         return {"name": self.name, "version": self.version, "path": str(path.resolve()),
                 "learned": self.learned, "published_at": time.time()}
 

@@ -51,7 +51,8 @@ def _snapshot_scores(settings: Settings, name: str, data, versions: np.ndarray,
 
 
 def test_the_batch_twin_is_the_refit_the_trainer_published(tmp_path: Path, world) -> None:
-    settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t")
+    settings = Settings(model="batch_logreg", registry_dir=tmp_path / "reg", app_id="t",
+                        snapshot_keep=0)  # every version of the lineage is read back
     trainer = Trainer(settings, retrain_every_days=7.0, retrain_window_days=14.0)
     feed_trainer(trainer, world)
     data = prepare(world, delay_days=7.0, labels="data")
@@ -69,7 +70,8 @@ def test_the_batch_twin_is_the_refit_the_trainer_published(tmp_path: Path, world
 
 
 def test_the_online_twin_is_the_snapshot_after_as_many_labels(tmp_path: Path, world) -> None:
-    settings = Settings(model="logreg", registry_dir=tmp_path / "reg", app_id="t")
+    settings = Settings(model="logreg", registry_dir=tmp_path / "reg", app_id="t",
+                        snapshot_keep=0)  # every version of the lineage is read back
     trainer = Trainer(settings, snapshot_every=2000)
     feed_trainer(trainer, world)
     data = prepare(world, delay_days=7.0, labels="data")

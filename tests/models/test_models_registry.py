@@ -95,3 +95,17 @@ def test_default_key_and_directory_come_from_settings(tmp_path: Path, monkeypatc
     assert reg.root == Path(get_settings().registry_dir)
     reg.save(_trained(), "logreg")
     assert reg.load("logreg").meta["name"] == "logreg"
+
+
+def test_prune_keeps_the_newest_versions_of_one_lineage_only(tmp_path: Path) -> None:
+    reg = Registry(tmp_path, KEY)
+    for _ in range(6):
+        reg.save(_trained(), "worker-a")
+    reg.save(_trained(), "worker-b")
+    assert reg.prune("worker-a", keep=2) == [1, 2, 3, 4]
+    assert reg.versions("worker-a") == [5, 6]
+    assert reg.versions("worker-b") == [1]
+    assert reg.prune("worker-a", keep=2) == []  # nothing more to delete
+    assert reg.save(_trained(), "worker-a").name == "v7.fsm"  # numbering goes on
+    with pytest.raises(ValueError, match="at least one"):
+        reg.prune("worker-a", keep=0)

@@ -202,3 +202,18 @@ def test_worker_command_line_errors_are_one_line(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "must be a number" in bad.stderr
     assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_a_runtime_keeps_only_its_newest_snapshots_and_restarts_from_the_newest(
+    registry: Registry,
+) -> None:
+    runtime = ModelRuntime("logreg", registry, snapshot_name="app-logreg-w0", snapshot_every=1,
+                           keep=3)
+    runtime.start()
+    for i in range(7):
+        runtime.learn(FEATURES, i % 2)
+        runtime.snapshot()
+    assert registry.versions("app-logreg-w0") == [5, 6, 7]
+    again = ModelRuntime("logreg", registry, snapshot_name="app-logreg-w0", keep=3)
+    again.start()
+    assert again.version == 7 and again.learned == 7
