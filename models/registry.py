@@ -61,6 +61,11 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def pickled(model: Any) -> bytes:
+    """A snapshot's payload: the model as it is now."""
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _canonical(meta: dict[str, Any]) -> bytes:
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
 
@@ -112,10 +117,22 @@ class Registry:
         extra: dict[str, Any] | None = None,
     ) -> Path:
         """Write the next version of ``name``; returns its path. Atomic (write, then rename)."""
+        return self.save_payload(pickled(model), name, data_range=data_range, metrics=metrics,
+                                 extra=extra)
+
+    def save_payload(
+        self,
+        payload: bytes,
+        name: str,
+        *,
+        data_range: tuple[float, float] | None = None,
+        metrics: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
+        """``save`` for a model pickled earlier (``pickled``): the state it had then."""
         folder = self.root / _check_name(name)
         folder.mkdir(parents=True, exist_ok=True)
         version = (self.versions(name) or [0])[-1] + 1
-        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         meta: dict[str, Any] = {
             "name": name,
             "version": version,

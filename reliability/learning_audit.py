@@ -58,7 +58,8 @@ def audited_worker() -> None:
 
     fd = os.open(os.environ["FRAUDSTREAM_AUDIT"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(fd, f"START {os.getpid()}\n".encode())
-    learn, snapshot, start = Processor._learn, ModelRuntime.snapshot, ModelRuntime.start
+    learn, capture, save = Processor._learn, ModelRuntime.capture, ModelRuntime.save
+    start = ModelRuntime.start
 
     # pass-through signatures: the hooks must not pin the processor's own (a changed
     # signature once made every audited learn fail, and the crash runs lost transactions)
@@ -67,8 +68,13 @@ def audited_worker() -> None:
         os.write(fd, f"T {tx_id}\n".encode())
         return due
 
-    def audited_snapshot(self: ModelRuntime, *args: Any, **kwargs: Any) -> str:
-        path = snapshot(self, *args, **kwargs)
+    def audited_capture(self: ModelRuntime, *args: Any, **kwargs: Any) -> Any:
+        captured = capture(self, *args, **kwargs)
+        os.write(fd, b"C\n")
+        return captured
+
+    def audited_save(self: ModelRuntime, *args: Any, **kwargs: Any) -> str:
+        path = save(self, *args, **kwargs)
         os.write(fd, f"S {self.version}\n".encode())
         return path
 
@@ -77,7 +83,8 @@ def audited_worker() -> None:
         os.write(fd, f"L {self.version}\n".encode())
 
     Processor._learn = audited_learn  # type: ignore[method-assign]
-    ModelRuntime.snapshot = audited_snapshot  # type: ignore[method-assign]
+    ModelRuntime.capture = audited_capture  # type: ignore[method-assign]
+    ModelRuntime.save = audited_save  # type: ignore[method-assign]
     ModelRuntime.start = audited_start  # type: ignore[method-assign]
     run_worker(Settings(), sys.argv[1], "INFO")
 
@@ -108,6 +115,7 @@ def read_audit(path: Path) -> LearningAudit:
     """
     incarnations: list[dict[str, Any]] = []
     snapshots: dict[int, tuple[int, int]] = {}  # version -> (incarnation, learns before it)
+    captured = 0  # learns before the latest capture (a snapshot is written after a flush)
     for line in path.read_text().splitlines():
         tag, _, arg = line.partition(" ")
         if tag == "START":
@@ -116,8 +124,10 @@ def read_audit(path: Path) -> LearningAudit:
             incarnations[-1]["loaded"] = int(arg)
         elif tag == "T":
             incarnations[-1]["learned"].append(int(arg))
+        elif tag == "C":  # the model captured here is what the next "S" writes
+            captured = len(incarnations[-1]["learned"])
         elif tag == "S":
-            snapshots[int(arg)] = (len(incarnations) - 1, len(incarnations[-1]["learned"]))
+            snapshots[int(arg)] = (len(incarnations) - 1, captured)
 
     def lineage(inc: int, upto: int) -> Counter[int]:
         loaded = incarnations[inc]["loaded"]

@@ -17,7 +17,7 @@ import os
 import time
 from pathlib import Path
 from time import thread_time_ns
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import faust
@@ -34,7 +34,7 @@ from streams.challengers import Challengers, Contender
 from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
 from streams.lease import Lease
-from streams.model_runtime import ModelRuntime
+from streams.model_runtime import Captured, ModelRuntime
 from streams.output_transactions import Output, PartitionTransactions
 from streams.process_age import age_text
 from streams.processor import Outgoing, Processor, Record
@@ -70,12 +70,23 @@ that follows a publish by less than this: the flushes before the offset commits 
 ``broker_commit_interval``, also 1 s) already publish, and a tick out of step with them
 wrote every busy card twice a second (card writes per transaction 0.35 in an envelope drain,
 2026-12-02)."""
+SNAPSHOT_WAIT_S = 2.0
+"""A captured snapshot waits this long for a flush (one comes with every offset commit,
+``broker_commit_interval``); then the worker flushes for it (an idle worker commits none)."""
 ALIGN_MIN_GAP_S = 0.01
 """The alignment also runs after each batch, at most this often (it reads every assigned
 partition's high-water mark)."""
 ALIGN_SLACK_S = 3600.0
 """How far in event time a transaction partition may run ahead of the slowest one still
 reading (``streams.label_clock.event_time_limit``); live, every partition is caught up."""
+
+
+class PendingSnapshot(NamedTuple):
+    """A captured model snapshot waiting for a flush numbered above ``after_flush``."""
+
+    after_flush: int
+    captured_at: float
+    captures: list[tuple[ModelRuntime, Captured]]
 
 
 class FraudApp:
@@ -214,6 +225,9 @@ class FraudApp:
             self.app.producer.flush_hooks.append(self.outputs.commit)
         # and the staged cards go out first, so no committed offset is ahead of its cards
         self.app.producer.flush_first.append(self.publish_cards)
+        # a captured model snapshot is written once a flush has sent its labels' cards
+        self.app.producer.flush_hooks.append(self._save_snapshot)
+        self._snapshot_pending: PendingSnapshot | None = None
         self.lease = Lease(settings.kafka.session_timeout_ms / 1000,
                            settings.kafka.heartbeat_interval_ms / 1000)
         """Renewed by every answered heartbeat: a worker cut off from its coordinator for
@@ -317,11 +331,8 @@ class FraudApp:
             self._aligned_at = now  # timer: a tick's worth of transactions overran the labels
             self._align_event_time()
         if out.snapshot_due:
-            # The cards marking these labels done must be durable before a snapshot that
-            # contains them: else a crash replays the labels into the snapshot's model.
-            await self.app.producer.flush()
             began = thread_time_ns()
-            self._snapshot()
+            self._capture_snapshot()
             stages.add_cpu("model", thread_time_ns() - began)
 
     async def publish_cards(self) -> None:
@@ -534,15 +545,38 @@ class FraudApp:
         self.heartbeat_topic.send_soon(key=self.worker_id.encode(),
                                        value=json.dumps(body).encode())
 
-    def _snapshot(self) -> None:
+    def _capture_snapshot(self) -> None:
+        """Capture the model now; ``_save_snapshot`` writes it after the next flush.
+
+        The cards marking this model's labels learned must be on Kafka before a snapshot
+        that holds them: else a restart from it learns them again. They are all staged
+        now (the processor stages a batch's cards before it returns), so the first flush
+        that starts from now sends them (its ``publish_cards``) and waits for them. Before,
+        the scoring agent flushed for every snapshot and snapshotted after: twice a second
+        in a drain, half the card writes of the run (2026-12-02), and a label learned by
+        the other agent during that flush was in the snapshot without its card.
+        """
         auc, ap = self.telemetry.rolling_quality()
         resume = {"shared": self.shared.checkpoint()} if self.shared is not None else None
-        self.runtime.snapshot({"rolling_auc": auc, "rolling_ap": ap}, resume=resume)
-        self.telemetry.model_version.set(self.runtime.version)
+        captures = [(self.runtime,
+                     self.runtime.capture({"rolling_auc": auc, "rolling_ap": ap}, resume))]
         if self.challengers is not None:
-            for shadow in self.challengers.challengers:
-                if shadow.runtime.learn_enabled:
-                    shadow.runtime.snapshot()
+            captures += [(shadow.runtime, shadow.runtime.capture())
+                         for shadow in self.challengers.challengers
+                         if shadow.runtime.learn_enabled]
+        # a newer capture replaces one still waiting: it holds every label of the older
+        self._snapshot_pending = PendingSnapshot(self.app.producer.flushes_started,
+                                                 time.monotonic(), captures)
+
+    async def _save_snapshot(self) -> None:
+        """After a flush: write the captured snapshot if that flush began after it."""
+        pending = self._snapshot_pending
+        if pending is None or self.app.producer.flushed_through <= pending.after_flush:
+            return
+        self._snapshot_pending = None
+        for runtime, captured in pending.captures:
+            runtime.save(captured)
+        self.telemetry.model_version.set(self.runtime.version)
 
     def _record(self, event: EventT) -> Record:
         m = event.message
@@ -683,7 +717,10 @@ class FraudApp:
 
         @app.timer(CARDS_PUBLISH_EVERY_S)
         async def publish_cards() -> None:
-            if time.monotonic() - self._cards_published_at >= CARDS_PUBLISH_EVERY_S:
+            now, pending = time.monotonic(), self._snapshot_pending
+            if pending is not None and now - pending.captured_at >= SNAPSHOT_WAIT_S:
+                await self.app.producer.flush()  # no commit came (idle): publish, then save
+            elif now - self._cards_published_at >= CARDS_PUBLISH_EVERY_S:
                 await self.publish_cards()
 
         if self.outputs is not None:

@@ -35,13 +35,21 @@ class IdempotentProducer(faust_aiokafka.Producer):
         super().__init__(*args, **kwargs)
         self.flush_first: list[Callable[[], Awaitable[object]]] = []
         self.flush_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.flushes_started = 0
+        """Flushes begun so far; a flush numbered above a count taken at some moment ran
+        its ``flush_first`` hooks after that moment."""
+        self.flushed_through = 0
+        """The highest number of a flush that completed (set before the ``flush_hooks``)."""
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), **IDEMPOTENT_SETTINGS}
 
     async def flush(self) -> None:
+        self.flushes_started += 1
+        number = self.flushes_started
         for hook in self.flush_first:
             await hook()
         await super().flush()
+        self.flushed_through = max(self.flushed_through, number)
         for hook in self.flush_hooks:
             await hook()

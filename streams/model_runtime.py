@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from models.catalog import is_online, make_model
 from models.features import FEATURE_NAMES
-from models.registry import Registry, RegistryError, Snapshot, parse_ref
+from models.registry import Registry, RegistryError, Snapshot, parse_ref, pickled
 from producers.events import DELAYED
 
 log = logging.getLogger(__name__)
@@ -197,22 +198,40 @@ class ModelRuntime:
                  resume: dict[str, Any] | None = None) -> str:
         """Write a signed snapshot and advance the version; ``resume`` is kept in its header
         for a worker restarted from it (``self.resume``)."""
-        started = time.perf_counter()
+        return self.save(self.capture(metrics, resume))
+
+    def capture(self, metrics: dict[str, Any] | None = None,
+                resume: dict[str, Any] | None = None) -> Captured:
+        """The model as it is now, to be written by ``save`` later: the worker captures it
+        while every label it holds is in a staged card, and writes it once those cards
+        are on Kafka (``FraudApp``: a snapshot never holds a label its cards do not mark
+        learned, which a restart would learn again)."""
         extra: dict[str, Any] = {"learned": self.learned, "model": self.name}
         if resume:
             extra["resume"] = resume
-        path = self.registry.save(
-            self.model,
-            self.snapshot_name,
-            metrics=metrics or {},
-            extra=extra,
-        )
+        return Captured(pickled(self.model), metrics or {}, extra, self.learned)
+
+    def save(self, captured: Captured) -> str:
+        """Write a captured model as the next version; older ones beyond ``keep`` go."""
+        started = time.perf_counter()
+        path = self.registry.save_payload(captured.payload, self.snapshot_name,
+                                          metrics=captured.metrics, extra=captured.extra)
         self.version = int(path.stem.lstrip("v"))
-        self.learned_since_snapshot = 0
+        self.learned_since_snapshot = self.learned - captured.learned
         if self.keep:
             self.registry.prune(self.snapshot_name, self.keep)
         log.info("snapshot %s (%.0f ms)", path, (time.perf_counter() - started) * 1000)
         return str(path)
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A model's pickled state and header at one moment (``ModelRuntime.capture``)."""
+
+    payload: bytes
+    metrics: dict[str, Any]
+    extra: dict[str, Any]
+    learned: int
 
 
 def snapshot_model_name(snap: Snapshot) -> str | None:

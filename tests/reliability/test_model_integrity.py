@@ -148,9 +148,10 @@ def test_learning_audit_tells_a_relearn_after_a_kill_from_double_learning(tmp_pa
     from reliability.learning_audit import read_audit
 
     audit = tmp_path / "audit"
-    # incarnation 1 learns 1 and 2, snapshots v1 after the first, dies; incarnation 2 loads
-    # v1 and learns 2 (its first learning died with the process) and 3, then 3 again.
-    audit.write_text("START\nT 1\nS 1\nT 2\nSTART\nL 1\nT 2\nT 3\nT 3\n")
+    # incarnation 1 learns 1, captures its model, learns 2, writes the capture as v1 (after
+    # a flush: without 2), dies; incarnation 2 loads v1 and learns 2 (its first learning
+    # died with the process) and 3, then 3 again.
+    audit.write_text("START\nT 1\nC\nT 2\nS 1\nSTART\nL 1\nT 2\nT 3\nT 3\n")
     a = read_audit(audit)
     assert a.repeated_calls == [2, 3]
     assert a.repeated_in_one == [3]
