@@ -253,8 +253,11 @@ class CardState:
         i = r * ROW
         row = p[i:i + ROW].tolist()
         p[i] = ids[r] = -1.0 - tx_id
-        if bisect_left(sorted(ids), 0.0) > LEARNED_KEEP:  # learned rows: negative ids
-            first = next(j for j, x in enumerate(ids) if x < 0) * ROW
+        ordered = sorted(ids)
+        learned = bisect_left(ordered, 0.0)  # learned rows: negative ids
+        if learned > LEARNED_KEEP:  # drop the learned row of the oldest transaction (the
+            # largest negative id; found by a C-level search, a Python scan was 5%)
+            first = ids.index(ordered[learned - 1]) * ROW
             del p[first:first + ROW]
         return PendingEntry(row[1], int(row[2]), row[3], row[4:])
 
