@@ -523,7 +523,9 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
         "transactions, in this process, after the drains; its rate is transactions per CPU "
         "second. The pipeline's rate is its drain rate (wall clock, first to last score), "
         "with the broker on the same 2 cores. Card writes: card states written (store and "
-        "changelog message) per transaction; the processor writes each card once per batch.",
+        "changelog message) per transaction; a changed card is written behind, once per "
+        "flush (before each offset commit, at least every second), however often it changed "
+        "(`streams.card_table`).",
         [Table("hotpath", "Envelope mode with labels, against the offline evaluator",
                ["run", "scored", "pipeline tx/s", "offline tx/s", "share of offline",
                 "pipeline CPU-us per tx", "offline CPU-us per tx", "card writes per tx",

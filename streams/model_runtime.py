@@ -55,6 +55,9 @@ class ModelRuntime:
         self.version = 0
         self.learned = 0
         self.learned_since_snapshot = 0
+        self._since_capture = 0
+        """Labels learned since the last capture: the next snapshot is due ``snapshot_every``
+        labels after it, not after its write (a capture waits for a flush: ``capture``)."""
         self.load_errors: list[str] = []
         self.warm_start = warm_start
         self.warm_started_from: str | None = None  # "NAME@VERSION" after a warm start
@@ -192,7 +195,8 @@ class ModelRuntime:
         self._learner(features, fraud, source)
         self.learned += 1
         self.learned_since_snapshot += 1
-        return self.learned_since_snapshot >= self.snapshot_every
+        self._since_capture += 1
+        return self._since_capture >= self.snapshot_every
 
     def snapshot(self, metrics: dict[str, Any] | None = None,
                  resume: dict[str, Any] | None = None) -> str:
@@ -209,6 +213,7 @@ class ModelRuntime:
         extra: dict[str, Any] = {"learned": self.learned, "model": self.name}
         if resume:
             extra["resume"] = resume
+        self._since_capture = 0
         return Captured(pickled(self.model), metrics or {}, extra, self.learned)
 
     def save(self, captured: Captured) -> str:

@@ -43,7 +43,8 @@ def test_a_capture_waits_for_a_flush_that_began_after_it(
         fraud.runtime.learn(FEATURES, 1)
         assert fraud.runtime.learn(FEATURES, 0)  # a snapshot is due
         fraud._capture_snapshot()
-        fraud.runtime.learn(FEATURES, 1)  # after the capture: not in the snapshot
+        # after the capture: not in the snapshot, and no new one due until 2 more labels
+        assert not fraud.runtime.learn(FEATURES, 1)
         release[1].set()
         await early
         assert registry.versions(name) == []  # that flush may not have sent the cards
