@@ -382,7 +382,8 @@ def model_freshness(settings: Settings, rows: ScoreRows, learning: str) -> dict[
 
 
 def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int, n_tx: int,
-                rate: float = 2000.0, warmup_s: float = 2.0) -> dict[str, Any]:
+                rate: float = 2000.0, warmup_s: float = 2.0,
+                linger_ms: int | None = None) -> dict[str, Any]:
     """A caught-up worker, then ``n_tx`` transactions paced at ``rate`` tx/s: latency quantiles.
 
     Latency is ``scored_at - produced_at`` per transaction; envelopes include their batching
@@ -399,8 +400,9 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
         worker.start()
         worker.wait_ready(timeout_s=180)
         time.sleep(2.0)  # let the consumer group settle on its partitions
+        linger = () if linger_ms is None else ("--linger-ms", str(linger_ms))
         produce(settings, *world.args(seed=world.seed + 11), "--max-tx", str(n_tx),
-                "--envelope", str(envelope), "--rate", str(rate), "--no-labels")
+                "--envelope", str(envelope), "--rate", str(rate), "--no-labels", *linger)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if worker.stats()["totals"]["transactions"] >= n_tx:
@@ -418,6 +420,7 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
     offered = (len(rows) - 1) / max(float(rows.produced_at.max() - t0), 1e-6)
     result = {
         "model": model, "mode": mode, "envelope": envelope, "n": int(keep.sum()),
+        "linger_ms": linger_ms,
         "offered_tx_per_s": offered,
         "p50_ms": float(np.percentile(lat_ms, 50)), "p95_ms": float(np.percentile(lat_ms, 95)),
         "p99_ms": float(np.percentile(lat_ms, 99)), "max_ms": float(lat_ms.max()),

@@ -411,10 +411,20 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
                         verdict(best_lr["tx_per_s"] >= TARGET_ENVELOPE_TX_PER_S,
                                 best_lr["tx_per_s"])])
     targets += [
-        ["online logreg, one message per tx, share of the bare Faust agent",
+        ["online logreg, one message per tx, event mode, share of the bare Faust agent",
          f">= {TARGET_FRACTION_OF_BARE:.0%}", pct(frac_bare),
          verdict(frac_bare >= TARGET_FRACTION_OF_BARE, frac_bare)],
-        [f"p99 latency at {LATENCY_RATE:,.0f} tx/s, one message per tx, ms",
+    ]
+    micro = next((s for s in sweep if s["model"] == "logreg" and s["mode"] == "microbatch"),
+                 None)
+    if micro is not None:  # the same messages, taken by the agent in batches
+        frac_micro = _ratio(micro["tx_per_s"], ceil["faust/1"]["tx_per_s"])
+        targets.append(["online logreg, one message per tx, micro-batch mode, share of the "
+                        "bare Faust agent", f">= {TARGET_FRACTION_OF_BARE:.0%}",
+                        pct(frac_micro),
+                        verdict(frac_micro >= TARGET_FRACTION_OF_BARE, frac_micro)])
+    targets += [
+        [f"p99 latency at {LATENCY_RATE:,.0f} tx/s, one message per tx, event mode, ms",
          f"<= {TARGET_P99_MS:g}", lat_event["p99_ms"],
          verdict(lat_event["p99_ms"] <= TARGET_P99_MS, lat_event["p99_ms"])],
     ]

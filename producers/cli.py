@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 
 from fraudstream.errors import FraudstreamError
+from producers.sender import LINGER_MS
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -55,6 +56,10 @@ Rate = Annotated[float | None, typer.Option(min=0.001, help="Target transactions
 Labels = Annotated[bool, typer.Option(help="Also send label events to the labels topic.")]
 Compression = Annotated[
     str, typer.Option(help="none, gzip, lz4, zstd or snappy (see producers.sender).")
+]
+LingerMs = Annotated[
+    int, typer.Option(min=0, max=1000, help="How long the producer waits to fill a batch, "
+                      "milliseconds (Kafka's linger.ms; lower for paced, latency-measured runs).")
 ]
 Bootstrap = Annotated[
     str | None, typer.Option(help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS).")
@@ -129,7 +134,7 @@ def _send(
     default_delay_s: float, envelope: int, max_wait_ms: float, speedup: float | None,
     rate: float | None, compression: str, bootstrap: str | None, progress: bool,
     source: str, live_from: float | None = None, backfill_envelope: int | None = None,
-    wait_group: str | None = None, wait_max_s: float = 600.0,
+    wait_group: str | None = None, wait_max_s: float = 600.0, linger_ms: int = LINGER_MS,
 ) -> None:
     """Shared body of ``produce`` and ``replay``: topics, producer, progress, summary."""
     from rich.console import Console
@@ -157,7 +162,7 @@ def _send(
         raise FraudstreamError(
             f"cannot create topics at {settings.kafka.bootstrap_servers}: {exc}"
         ) from None
-    producer = make_producer(settings.kafka.kafka_python_kwargs(), compression)
+    producer = make_producer(settings.kafka.kafka_python_kwargs(), compression, linger_ms)
     try:
         sender = Sender(
             producer, topics.transactions, topics.labels, envelope=envelope,
@@ -232,7 +237,7 @@ def produce(
     labels: Labels = True, compression: Compression = "none", bootstrap: Bootstrap = None,
     progress: ProgressOpt = True, live_from: LiveFrom = None, backfill_days: BackfillDays = None,
     backfill_envelope: BackfillEnvelope = None, wait_for_group: WaitForGroup = None,
-    wait_max_s: WaitMax = 600.0,
+    wait_max_s: WaitMax = 600.0, linger_ms: LingerMs = LINGER_MS,
 ) -> None:
     """Simulate transactions and send them, with their labels, to Kafka."""
     from producers.timeline import limit_blocks, skip_before
@@ -257,7 +262,7 @@ def produce(
         default_delay_s=feedback_days * 86_400.0, envelope=envelope, max_wait_ms=max_wait_ms,
         speedup=speedup, rate=rate, compression=compression, bootstrap=bootstrap,
         progress=progress, source=source, live_from=live_ts, backfill_envelope=backfill_envelope,
-        wait_group=wait_for_group, wait_max_s=wait_max_s,
+        wait_group=wait_for_group, wait_max_s=wait_max_s, linger_ms=linger_ms,
     )
 
 
@@ -318,6 +323,7 @@ def replay(
     max_tx: MaxTx = None, envelope: Envelope = 1, max_wait_ms: MaxWait = 50.0,
     speedup: Speedup = None, rate: Rate = None, labels: Labels = True,
     compression: Compression = "none", bootstrap: Bootstrap = None, progress: ProgressOpt = True,
+    linger_ms: LingerMs = LINGER_MS,
 ) -> None:
     """Send a CSV/Parquet file of transactions (and labels, if it has a fraud column) to Kafka."""
     from producers.reader import parse_mapping, read_transactions
@@ -335,7 +341,7 @@ def replay(
         limit_blocks(split_days(frame), max_tx), span=span, labels=labels,
         default_delay_s=label_delay_days * 86_400.0, envelope=envelope, max_wait_ms=max_wait_ms,
         speedup=speedup, rate=rate, compression=compression, bootstrap=bootstrap,
-        progress=progress, source=str(file),
+        progress=progress, source=str(file), linger_ms=linger_ms,
     )
 
 

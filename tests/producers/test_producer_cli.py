@@ -38,6 +38,7 @@ def test_simulate_writes_parquet_with_drift(tmp_path: Path) -> None:
     (["simulate", "--out", "x.csv", "--days", "5", "--drift", "card_testing@9"], "after the last"),
     (["simulate", "--out", "x.csv", "--fraud-delay", "gamma:shape=-1,scale=1"], "shape"),
     (["replay", "missing.csv"], "no such file"),
+    (["produce", "--linger-ms", "-1"], "--linger-ms"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(
     tmp_path: Path, args: list[str], message: str
@@ -50,3 +51,10 @@ def test_bad_arguments_give_one_line_and_exit_2(
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_linger_reaches_the_kafka_producer_settings() -> None:
+    from producers.sender import LINGER_MS, producer_config
+
+    assert producer_config()["linger_ms"] == LINGER_MS == 20
+    assert producer_config("none", 2)["linger_ms"] == 2
