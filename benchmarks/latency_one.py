@@ -59,29 +59,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.mode == "envelope" and args.envelope < 2:
         parser.error("--mode envelope needs --envelope 2 or more")
 
-    import benchmarks.pipeline as pipeline
+    from benchmarks.pipeline import Bench, World, run_latency
     from benchmarks.producer_bench import broker_or_throwaway
     from infra.settings import Settings
 
-    rows: dict[str, Any] = {}
-    read_scores = pipeline.read_scores
-
-    def keep_rows(*a: Any, **k: Any) -> Any:  # the scores run_latency reads, kept for clusters
-        rows["scores"] = read_scores(*a, **k)
-        return rows["scores"]
-
-    pipeline.read_scores = keep_rows
     with broker_or_throwaway(args.bootstrap) as bootstrap:
-        bench = pipeline.Bench(Settings().with_bootstrap(bootstrap),
-                               Path(tempfile.mkdtemp(prefix="fraudstream-latency-")))
-        r = pipeline.run_latency(bench, pipeline.World(2000, 4000, 120), args.model, args.mode,
-                                 args.envelope, args.tx, args.rate, linger_ms=args.linger_ms)
-    scores = rows["scores"]
-    produced = np.asarray(scores.produced_at, dtype=float)
-    latency_ms = (np.asarray(scores.scored_at, dtype=float) - produced) * 1000.0
-    # the warm-up run_latency leaves out (its first 2 s, less for a short run)
-    start = produced.min() + min(2.0, 0.2 * float(produced.max() - produced.min()))
-    clusters = slow_clusters(produced[produced >= start], latency_ms[produced >= start])
+        bench = Bench(Settings().with_bootstrap(bootstrap),
+                      Path(tempfile.mkdtemp(prefix="fraudstream-latency-")))
+        r = run_latency(bench, World(2000, 4000, 120), args.model, args.mode, args.envelope,
+                        args.tx, args.rate, linger_ms=args.linger_ms)
+    # the scores after the warm-up, as run_latency kept them
+    clusters = slow_clusters(np.asarray(r["_produced_at"], dtype=float),
+                             np.asarray(r["_lat_ms"], dtype=float))
     print(f"{args.model}/{args.mode} {args.envelope}, {r['offered_tx_per_s']:,.0f} tx/s offered, "
           f"linger {args.linger_ms if args.linger_ms is not None else 'default'}: "
           f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f}, p99 {r['p99_ms']:.1f}, "

@@ -425,6 +425,7 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
         "p50_ms": float(np.percentile(lat_ms, 50)), "p95_ms": float(np.percentile(lat_ms, 95)),
         "p99_ms": float(np.percentile(lat_ms, 99)), "max_ms": float(lat_ms.max()),
         "_lat_ms": lat_ms,
+        "_produced_at": rows.produced_at[keep],
     }
     bench.log(f"  latency {model}/{mode}/env{envelope}: p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f} tx/s")

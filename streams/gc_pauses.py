@@ -8,8 +8,8 @@ full passes of 74-96 ms during the run, each holding the event loop while 30-50 
 transactions waited; with the freeze, 6 ms. ``gc.freeze`` moves what exists once the worker
 has started to a generation the collector never walks again; what the worker creates
 afterwards is collected as before. The p99 latency it bought is noisy on this machine
-(``python -m benchmarks.latency_one --bootstrap ...``, alternate runs, ms: without 66, 72,
-69, 110, 105; with 42, 33, 31, 91, 58, 63).
+(``benchmarks.pipeline.run_latency``, since wrapped as ``python -m benchmarks.latency_one``;
+alternate runs, ms: without 66, 72, 69, 110, 105; with 42, 33, 31, 91, 58, 63).
 """
 
 from __future__ import annotations

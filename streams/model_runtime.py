@@ -54,10 +54,12 @@ class ModelRuntime:
         self.model: Any = None
         self.version = 0
         self.learned = 0
-        self.learned_since_snapshot = 0
-        self._since_capture = 0
-        """Labels learned since the last capture: the next snapshot is due ``snapshot_every``
-        labels after it, not after its write (a capture waits for a flush: ``capture``)."""
+        self._learned_at_save = 0
+        """``learned`` when the current version was written or loaded."""
+        self._learned_at_capture = 0
+        """``learned`` at the last capture (or load): the next snapshot is due
+        ``snapshot_every`` labels after it, not after its write (a capture waits for a
+        flush: ``capture``)."""
         self.load_errors: list[str] = []
         self.warm_start = warm_start
         self.warm_started_from: str | None = None  # "NAME@VERSION" after a warm start
@@ -118,6 +120,7 @@ class ModelRuntime:
             self.model = snap.model
             self.version = int(snap.meta["version"])
             self.learned = int(snap.meta.get("learned", 0))
+            self._learned_at_save = self._learned_at_capture = self.learned
             self.resume = dict(snap.meta.get("resume") or {})
             held = snapshot_model_name(snap)
             if held and held != self.name and is_online(held) == self.online:
@@ -148,6 +151,7 @@ class ModelRuntime:
             )
         self.model = snap.model
         self.learned = int(snap.meta.get("learned", 0))
+        self._learned_at_save = self._learned_at_capture = self.learned
         # An online worker's versions count its own snapshots (v1 is its first); the bootstrap
         # model is v0 of that lineage. A batch model is served as saved: its registry version.
         self.version = 0 if self.online else int(snap.meta["version"])
@@ -165,6 +169,7 @@ class ModelRuntime:
         self.model = snap.model
         self.version = int(snap.meta["version"])
         self.learned = int(snap.meta.get("learned", self.learned))
+        self._learned_at_save = self._learned_at_capture = self.learned
         return True
 
     @property
@@ -194,9 +199,12 @@ class ModelRuntime:
             self._learner, self._learner_of = _learner_for(self.model), self.model
         self._learner(features, fraud, source)
         self.learned += 1
-        self.learned_since_snapshot += 1
-        self._since_capture += 1
-        return self._since_capture >= self.snapshot_every
+        return self.learned - self._learned_at_capture >= self.snapshot_every
+
+    @property
+    def learned_since_snapshot(self) -> int:
+        """Labels learned since the current version was written or loaded."""
+        return self.learned - self._learned_at_save
 
     def snapshot(self, metrics: dict[str, Any] | None = None,
                  resume: dict[str, Any] | None = None) -> str:
@@ -213,7 +221,7 @@ class ModelRuntime:
         extra: dict[str, Any] = {"learned": self.learned, "model": self.name}
         if resume:
             extra["resume"] = resume
-        self._since_capture = 0
+        self._learned_at_capture = self.learned
         return Captured(pickled(self.model), metrics or {}, extra, self.learned)
 
     def save(self, captured: Captured) -> str:
@@ -222,7 +230,7 @@ class ModelRuntime:
         path = self.registry.save_payload(captured.payload, self.snapshot_name,
                                           metrics=captured.metrics, extra=captured.extra)
         self.version = int(path.stem.lstrip("v"))
-        self.learned_since_snapshot = self.learned - captured.learned
+        self._learned_at_save = captured.learned
         if self.keep:
             self.registry.prune(self.snapshot_name, self.keep)
         log.info("snapshot %s (%.0f ms)", path, (time.perf_counter() - started) * 1000)
