@@ -300,13 +300,18 @@ class Settings(BaseSettings):
     then see the partitions out of event-time order (measured, 4 partitions, envelopes of
     100: AP 0.520 against 0.635 offline with Faust's 8,192 and 1 MB fetches, 0.631 with 16 and
     64 KB, at 727 tx/s instead of 809)."""
-    consumer_fetch_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
-    """Per-partition fetch size of a worker's consumer (Faust's default is 1 MB: days of a
-    small world's traffic), small for the same reason as ``consumer_buffer``. The price, in
-    event mode (``python -m benchmarks.drain_one --envelope 1 --tx 30000 --no-labels``,
-    sgd_logreg, 2026-12-01): 837 tx/s with these defaults, 1,245 with 1 MB fetches, 1,174
-    with a buffer of 8,192, 1,444 with both; what they cost in parity in event mode was not
-    measured."""
+    consumer_fetch_bytes: int | None = Field(default=None, ge=1024, le=64 * 1024 * 1024)
+    """Per-partition fetch size of a worker's consumer; default 1 MiB (Faust's) with
+    ``event_time_merge``, 64 KiB without. Without the merge a large fetch brings days of one
+    partition's event time ahead of the others (``fraudstream bench parity --data
+    /tmp/parity-small.parquet --model logreg --envelope 500 --partitions 4``, 2026-12-02: AP
+    -0.057 against the offline evaluator, 49% of rows with a feature off); small fetches kept
+    the partitions in step but paced the drain by its round trips. With the merge, 1 MiB
+    fetches (same command, 2026-12-02): 12,984 tx/s, AP +0.0004, 4.5% of rows with a feature
+    off, against 8,497 tx/s, +0.0044 and 15.8% with 64 KiB and no merge."""
+    event_time_merge: bool = True
+    """Hand the transactions of a worker's partitions to its agent in event time, across
+    partitions (``streams.event_time_merge``); off: in the order fetches return them."""
     label_idle_s: float = Field(default=5.0, gt=0)
     """A caught-up transaction partition idle this long releases its held labels (the end of a
     replay, a quiet partition): Kafka Streams' ``max.task.idle.ms``."""
@@ -360,6 +365,12 @@ class Settings(BaseSettings):
         """``challengers`` as a list, blanks dropped, the champion left out."""
         names = [n.strip() for n in self.challengers.split(",") if n.strip()]
         return [n for i, n in enumerate(names) if n != self.model and n not in names[:i]]
+
+    def fetch_bytes(self) -> int:
+        """``consumer_fetch_bytes``, or its default for ``event_time_merge``."""
+        if self.consumer_fetch_bytes is not None:
+            return self.consumer_fetch_bytes
+        return 1024 * 1024 if self.event_time_merge else 64 * 1024
 
     def stream_buffer(self) -> int:
         """``consumer_buffer``, or its default for the processing mode."""

@@ -128,11 +128,12 @@ class FraudApp:
             # Small fetches and buffers keep the partitions in event-time step (see
             # ``consumer_buffer``); the alignment pauses act on what is fetched next.
             stream_buffer_maxsize=settings.stream_buffer(),
-            consumer_max_fetch_size=settings.consumer_fetch_bytes,
+            consumer_max_fetch_size=settings.fetch_bytes(),
             broker_max_poll_records=max(1, settings.stream_buffer() // 2),
             table_cleanup_interval=60.0,
             TableManager=PromptTableManager,
             logging_config=None,
+            event_time_topics=[t.transactions] if settings.event_time_merge else [],
         )
         app = self.app
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",

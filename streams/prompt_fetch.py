@@ -20,19 +20,26 @@ with some partitions held back it takes what the others have without waiting and
 waits for a held one to be handed back (at most ``HELD_WAIT_S``). The aiokafka consumer runs
 in Faust's consumer thread, so a fetch in flight there cannot be cancelled without losing what
 it returns: the waits that can be woken are this loop's own.
+
+It also hands the transactions of its partitions on in event time (``EventTimeMerge``), so
+that fetches can be large without the partitions running ahead of each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import faust
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
 
+from producers.wire import first_event_time
+from streams.event_time_merge import EventTimeMerge
 from streams.idempotent_producer import IdempotentProducer
 
 FETCH_MAX_WAIT_MS = 100
@@ -61,8 +68,28 @@ class PromptConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class MergedRecords(dict):
+    """A fetch's records by partition, plus the order to deliver them in (``order``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[TP, Any]] = []
+
+
+class EventTimeScheduler(DefaultSchedulingStrategy):
+    """Faust's delivery order (round robin over topics and partitions), except for
+    ``MergedRecords``, which are delivered in the order the merge gave them."""
+
+    def iterate(self, records: Any) -> Any:
+        order = getattr(records, "order", None)
+        if order is not None:
+            return iter(order)
+        return super().iterate(records)
+
+
 class PromptConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer whose fetch loop never sleeps past a freed buffer."""
+    """Faust's aiokafka consumer whose fetch loop never sleeps past a freed buffer, and
+    which hands the app's ``event_time_topics`` on in event time."""
 
     def _new_consumer_thread(self) -> PromptConsumerThread:
         return PromptConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -70,6 +97,12 @@ class PromptConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fetchable = asyncio.Event()
+        self.merged_topics: frozenset[str] = frozenset(
+            getattr(self.app, "event_time_topics", ()))
+        self.merge = EventTimeMerge(first_event_time)
+        self.max_held = max(1, int(self.app.conf.stream_buffer_maxsize))
+        """Messages of one partition held before it is fetched no more: a fetch adds what it
+        brings on top, so this is a floor on memory, not a cap on what one fetch returns."""
 
     def on_buffer_drop(self, tp: TP) -> None:
         super().on_buffer_drop(tp)
@@ -87,6 +120,79 @@ class PromptConsumer(faust_aiokafka.Consumer):
         return await super()._wait_next_records(timeout)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        merged = self.merged_topics
+        if not merged or active_partitions is None:
+            return await self._fetch(active_partitions, timeout)
+        merge = self.merge
+        fetch_from = {tp for tp in active_partitions
+                      if tp.topic not in merged or merge.held(tp) < self.max_held}
+        wait = merge.wait_s(time.monotonic())
+        if wait is not None:
+            timeout = min(timeout, wait)
+        records = await self._fetch(fetch_from, timeout) if fetch_from else {}
+        out = MergedRecords()
+        order = out.order
+        for tp, batch in records.items():
+            if not batch:
+                continue
+            if tp.topic in merged:
+                merge.add(tp, batch)
+            else:
+                out[tp] = batch
+                order.extend((tp, record) for record in batch)
+        if merge.held():
+            owned = [tp for tp in self.assignment() if tp.topic in merged]
+            for tp, record in merge.release(owned, self._lagging, time.monotonic()):
+                out.setdefault(tp, []).append(record)
+                order.append((tp, record))
+        if not order and not fetch_from:  # waiting on a partition held back elsewhere
+            self._fetchable.clear()
+            await self._wait_fetchable(merge.wait_s(time.monotonic()) or HELD_WAIT_S)
+        return out
+
+    def _lagging(self, tp: TP) -> bool:
+        """Whether the broker has messages of ``tp`` this consumer has not been given yet:
+        the aiokafka consumer's position (the next offset it returns) below the high-water
+        mark of its last fetch; no fetch answered yet, or no position: yes (the merge then
+        waits for it, at most ``MAX_WAIT_S``). Read from the consumer thread's state without
+        a call into it: two integers, each written whole."""
+        try:
+            consumer = self._thread._ensure_consumer()
+            state = consumer._subscription.subscription.assignment.state_value(tp)
+        except Exception:  # no consumer, no assignment
+            return False
+        if state is None:
+            return False  # no longer assigned
+        if state.highwater is None or not state.has_valid_position:
+            return True
+        return bool(state.position < state.highwater)
+
+    def _forget(self, tps: Iterable[TP] | None = None) -> None:
+        """Drop what is held of ``tps`` (default: all): sought or revoked, it is fetched
+        again from where the seek puts it."""
+        self.merge.drop(tps)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._forget([partition])
+        await super().seek(partition, offset)
+
+    async def seek_to_committed(self) -> Any:
+        self._forget()
+        return await super().seek_to_committed()
+
+    async def seek_wait(self, partitions: Any) -> None:
+        self._forget(list(partitions))
+        await super().seek_wait(partitions)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._forget()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    async def _fetch(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         if not self._buffered_partitions:
             return await super()._getmany(active_partitions, timeout)
         # Some partition is held back: take what the others have, and if nothing, wait for
@@ -120,6 +226,9 @@ class PromptFetchApp(faust.App):
     """A Faust app whose ``kafka://`` consumer is :class:`PromptConsumer`, and whose
     monitor is not called for every event.
 
+    ``event_time_topics``: topics whose partitions' messages are handed on in event time
+    (``streams.event_time_merge``).
+
     Faust's ``Monitor`` (the statistics of its own ``/stats`` pages, which this worker does
     not serve: its metrics are ``streams.telemetry``'s) is a sensor: Faust calls it, through
     a dict built per call, when every event enters and leaves a stream (py-spy of an
@@ -127,6 +236,11 @@ class PromptFetchApp(faust.App):
     the consumer's direct calls to it (end offsets, commits) still work; it is only taken
     out of the sensors called per event.
     """
+
+    def __init__(self, *args: Any, event_time_topics: Iterable[str] = (), **kwargs: Any) -> None:
+        self.event_time_topics = frozenset(event_time_topics)
+        kwargs.setdefault("ConsumerScheduler", EventTimeScheduler)
+        super().__init__(*args, **kwargs)
 
     def on_init_dependencies(self) -> Iterable[Any]:
         services = super().on_init_dependencies()
