@@ -67,7 +67,7 @@ Command (each model trained as in the tests)::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,9 +140,19 @@ class FeatureMean:
             self._fold()
         return self._mean.tolist()
 
+    def reference(self) -> list[float] | None:
+        """``values``, or None before the first update (an occlusion ``reference``)."""
+        return self.values if self.n else None
+
+
+Reference = Sequence[float] | Callable[[], Sequence[float] | None] | None
+"""Values, or a function giving them (or None) that is called only if occlusion needs them:
+a worker's ``FeatureMean.reference`` folds its buffered rows when read, a numpy call that
+every alert of a linear model paid for nothing."""
+
 
 def reasons(
-    model: Any, features: Sequence[float], top: int = 3, reference: Sequence[float] | None = None
+    model: Any, features: Sequence[float], top: int = 3, reference: Reference = None
 ) -> list[dict[str, Any]]:
     """The ``top`` features that raised this score most: ``[{"feature", "value", "contribution"}]``.
 
@@ -152,7 +162,7 @@ def reasons(
     return attribute(model, features, reference).top(top)
 
 
-def attribute(model: Any, features: Sequence[float], reference: Sequence[float] | None = None) -> Attribution:
+def attribute(model: Any, features: Sequence[float], reference: Reference = None) -> Attribution:
     """All contributions to ``model``'s score of ``features`` (linear if possible, else occlusion)."""
     x = [float(v) for v in features]
     if len(x) != len(FEATURE_NAMES):
@@ -160,6 +170,8 @@ def attribute(model: Any, features: Sequence[float], reference: Sequence[float] 
     linear = _linear(model, x)
     if linear is not None:
         return linear
+    if callable(reference):
+        reference = reference()
     ref = reference if reference is not None else _own_mean(model)
     if ref is None:
         if getattr(model, "kind", None) == "batch" and not model.fitted:

@@ -124,12 +124,20 @@ class LabelClock:
         if self._next > floor:  # held back by a partition still reading
             return []
         out = []
+        wm, pop = self._watermark, heapq.heappop
         for partition, heap in self._heaps.items():
             if not heap:
                 continue
-            until = min(self._watermark.get(partition, -math.inf), floor)
+            until = wm.get(partition, -math.inf)
+            if floor < until:
+                until = floor
             if heap[0][0] <= until:
-                out.append((partition, self.due(partition, until)))
+                labels = [pop(heap)]
+                while heap and heap[0][0] <= until:
+                    labels.append(pop(heap))
+                out.append((partition, labels))
+        if out:
+            self._next_again()
         return out
 
     def hold(self, partition: int, known_at: float, tx_id: int, key: bytes) -> None:
@@ -149,7 +157,11 @@ class LabelClock:
         return out
 
     def _next_again(self) -> None:
-        self._next = min((h[0][0] for h in self._heaps.values() if h), default=math.inf)
+        nxt = math.inf
+        for heap in self._heaps.values():
+            if heap and heap[0][0] < nxt:
+                nxt = heap[0][0]
+        self._next = nxt
 
     def newest_held(self, partition: int) -> float | None:
         heap = self._heaps.get(partition)

@@ -27,6 +27,12 @@ from producers.events import DELAYED
 
 log = logging.getLogger(__name__)
 
+VECTOR_MIN_ROWS = 32
+"""Fewer rows than this are scored row by row when the model has a plain-row path
+(``predict_proba_vec``): one numpy call costs ~10 µs whatever its size, and in a drain with
+labels flowing most stretches between two label releases are a few transactions long
+(``sgd_logreg``, 2026-12-02: 6.9 µs per row by twos, 2.2 by eights, 0.9 by 64s, 1.1 alone)."""
+
 
 class ModelRuntime:
     """One model, the labels it learned, and when to snapshot it."""
@@ -183,8 +189,12 @@ class ModelRuntime:
         return float(self.model.predict_proba_one(dict(zip(FEATURE_NAMES, features, strict=True))))
 
     def predict_many(self, rows: list[Sequence[float]]) -> list[float]:
-        if len(rows) == 1:
-            return [self.predict_one(rows[0])]
+        if len(rows) < VECTOR_MIN_ROWS:
+            vec = _plain(self.model, "predict_proba_vec")
+            if vec is not None:  # a short stretch: numpy's fixed cost per call is the price
+                return [float(vec(r)) for r in rows]
+            if len(rows) == 1:
+                return [self.predict_one(rows[0])]
         if self.online and self.name != "sgd_logreg":
             dicts = [dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows]
             return [float(s) for s in self.model.predict_proba_many(dicts)]

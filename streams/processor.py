@@ -596,10 +596,8 @@ class Processor:
 
     def _alert_message(self, tx: Transaction, score: float, feats: list[float]) -> KeyValue:
         started = self.stages.start()
-        mean = self._feature_mean
         try:
-            why = reasons(self.runtime.model, feats,
-                          reference=mean.values if mean.n else None)
+            why = reasons(self.runtime.model, feats, reference=self._feature_mean.reference)
         except ValueError:  # a tree with no reference yet (no label learned)
             why = []
         body = {

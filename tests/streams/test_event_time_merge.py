@@ -201,3 +201,29 @@ def test_the_worker_s_consumer_delivers_its_transactions_in_event_time() -> None
     # a seek forgets what is held of the partition: it is fetched again from where it points
     consumer.loop.run_until_complete(consumer.seek(p1, 0))
     assert consumer.merge.held() == 0
+
+
+@pytest.mark.parametrize("merged", [True, False])
+def test_the_worker_pauses_its_own_partitions_against_each_other_only_without_the_merge(
+        merged: bool) -> None:
+    """With the merge, a partition paused for being ahead of the others would hold back the
+    messages the merge waits to order against it; the labels still bound every partition."""
+    app = FraudApp(Settings(event_time_merge=merged))
+    topic = app.settings.topics.transactions
+    tps = [TP(topic, 0), TP(topic, 1)]
+    paused: list[int] = []
+    consumer = app.app.consumer
+    consumer.on_buffer_full = lambda tp: paused.append(tp.partition)  # type: ignore[method-assign]
+    consumer.on_buffer_drop = lambda tp: None  # type: ignore[method-assign]
+    app.assigned_source = lambda: set(tps)  # type: ignore[method-assign]
+    app._caught_up = lambda tp: False  # type: ignore[method-assign]
+    hour = 3600.0
+    app.processor.clock.advance(0, 10 * hour)  # partition 0 ten hours ahead of partition 1
+    app.processor.clock.advance(1, 0.0)
+    app._event_time_floors = lambda: (0.0, 100 * hour)  # type: ignore[method-assign]
+    app._align_event_time()
+    assert paused == ([] if merged else [0])
+    app._event_time_floors = lambda: (0.0, 5 * hour)  # the labels read reach 5 h only
+    paused.clear()
+    app._align_event_time()
+    assert paused == [0]  # ahead of the labels: paused either way
