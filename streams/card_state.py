@@ -71,7 +71,7 @@ class HeldLabels:
     0
     """
 
-    __slots__ = ("_ids", "_oldest", "flat")
+    __slots__ = ("_floor", "_ids", "_oldest", "flat")
 
     def __init__(self, flat: array | None = None) -> None:
         self.flat = flat if flat is not None else array("d")  # (tx_id, fraud, known_at)...
@@ -79,6 +79,9 @@ class HeldLabels:
         """``flat[0::3]``, made at the first lookup and kept in step with every change after
         it (rebuilt per change, it was 5% of an envelope-mode worker: py-spy, 2026-12-02)."""
         self._oldest: float | None = None  # min(flat[2::3]), None: to compute again
+        self._floor: float | None = None
+        """At most the oldest ``known_at`` (not raised when a label goes, so it stays valid
+        without a rescan): ``any_before`` answers from it for nearly every transaction."""
 
     def _at(self, tx_id: int) -> int:
         ids = self._ids
@@ -109,6 +112,8 @@ class HeldLabels:
         self._ids.append(float(tx_id))  # type: ignore[union-attr]  # made by ``_at``
         if self._oldest is not None and known_at < self._oldest:
             self._oldest = known_at
+        if self._floor is not None and known_at < self._floor:
+            self._floor = known_at
 
     def __delitem__(self, tx_id: int) -> None:
         i = self._at(tx_id)
@@ -130,7 +135,7 @@ class HeldLabels:
 
     def clear(self) -> None:
         del self.flat[:]
-        self._ids = self._oldest = None
+        self._ids = self._oldest = self._floor = None
 
     def items(self) -> list[tuple[int, list[float]]]:
         f = self.flat.tolist()
@@ -143,6 +148,16 @@ class HeldLabels:
             oldest = self._oldest = min(self.flat[2::3], default=float("inf"))
         return oldest
 
+    def any_before(self, horizon: float) -> bool:
+        """Whether a label known before ``horizon`` is held (asked for every scored
+        transaction of the card; the exact oldest was rescanned after each label learned,
+        since the label learned is usually the oldest)."""
+        floor = self._floor
+        if floor is not None and floor >= horizon:
+            return False
+        floor = self._floor = self.oldest_known_at()
+        return floor < horizon
+
     def drop_before(self, horizon: float) -> int:
         """Drop the labels known before ``horizon``; returns how many."""
         f = self.flat
@@ -154,7 +169,7 @@ class HeldLabels:
             else:
                 keep.extend(f[i:i + 3])
         self.flat = keep
-        self._ids = self._oldest = None
+        self._ids = self._oldest = self._floor = None
         return dropped
 
 
@@ -291,8 +306,9 @@ class CardState:
         # rows are appended as transactions come, so the first is the oldest (a re-delivered
         # one out of order is dropped with the next sweep): no slice copy per transaction
         stale_rows = bool(p) and p[1] < horizon
-        dropped = self.early.drop_before(horizon) if (
-            len(self.early) and self.early.oldest_known_at() < horizon) else 0
+        early = self.early
+        dropped = early.drop_before(horizon) if (
+            len(early) and early.any_before(horizon)) else 0
         if stale_rows:
             keep = array("d")
             for i in range(0, len(p), ROW):

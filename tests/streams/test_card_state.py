@@ -103,4 +103,6 @@ def test_held_labels_answer_as_a_dict_through_any_sequence_of_changes() -> None:
         assert held.get(tx) == ref.get(tx) and (tx in held) == (tx in ref)
         assert len(held) == len(ref)
         assert held.oldest_known_at() == min((v[1] for v in ref.values()), default=math.inf)
+        probe = float(rng.randrange(1_000))
+        assert held.any_before(probe) == any(v[1] < probe for v in ref.values())
     assert sorted(held.items()) == sorted((k, v) for k, v in ref.items())
