@@ -45,7 +45,7 @@ from producers.events import (
 )
 
 Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
-Time = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
+Time = Annotated[float, msgspec.Meta(ge=0, le=1e12)]  # MAX_EVENT_TIME
 Amount = Annotated[float, msgspec.Meta(ge=0, le=MAX_AMOUNT)]
 _STRICT = {"forbid_unknown_fields": True, "frozen": True, "gc": False, "tag_field": "type"}
 
@@ -172,6 +172,8 @@ def split_labels(raw: bytes) -> Decoded:
     return _LABELS.split(raw)
 
 
+MAX_EVENT_TIME = 1e12
+"""The largest ``ts`` the wire accepts (``Time``); a larger one is no time at all."""
 _FIRST_TS = re.compile(rb'"ts"\s*:\s*(-?[0-9][0-9.eE+-]*)')
 
 
@@ -198,6 +200,7 @@ def first_event_time(raw: bytes | None) -> float | None:
     if found is None:
         return None
     try:
-        return float(found.group(1))
+        t = float(found.group(1))
     except ValueError:
         return None
+    return t if 0.0 <= t <= MAX_EVENT_TIME else None  # what the decoder accepts, else unknown

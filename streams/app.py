@@ -133,7 +133,7 @@ class FraudApp:
             table_cleanup_interval=60.0,
             TableManager=PromptTableManager,
             logging_config=None,
-            event_time_topics=[t.transactions] if settings.event_time_merge else [],
+            event_time_topics=[t.transactions] if settings.merges_event_time() else [],
         )
         app = self.app
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
@@ -421,7 +421,7 @@ class FraudApp:
         tx_floor, label_floor = self.floors = self._event_time_floors()
         self.processor.clock.reading = {tp.partition for tp in self.assigned_source()
                                         if not self._caught_up(tp)}
-        if self.settings.event_time_merge:
+        if self.settings.merges_event_time():
             # this worker's own partitions reach the agent in event time already
             # (``streams.event_time_merge``): pausing the one ahead of the others stalls the
             # merge, which waits for that partition's next message before the others' go on

@@ -168,7 +168,7 @@ def _tx(ts: float) -> Rec:
 
 
 def test_the_worker_s_consumer_delivers_its_transactions_in_event_time() -> None:
-    app = FraudApp(Settings()).app
+    app = FraudApp(Settings(processing_mode="envelope")).app
     consumer = app.consumer
     assert isinstance(consumer, PromptConsumer) and isinstance(consumer.scheduler,
                                                                    EventTimeScheduler)
@@ -208,7 +208,7 @@ def test_the_worker_pauses_its_own_partitions_against_each_other_only_without_th
         merged: bool) -> None:
     """With the merge, a partition paused for being ahead of the others would hold back the
     messages the merge waits to order against it; the labels still bound every partition."""
-    app = FraudApp(Settings(event_time_merge=merged))
+    app = FraudApp(Settings(event_time_merge=merged, processing_mode="envelope"))
     topic = app.settings.topics.transactions
     tps = [TP(topic, 0), TP(topic, 1)]
     paused: list[int] = []
@@ -227,3 +227,18 @@ def test_the_worker_pauses_its_own_partitions_against_each_other_only_without_th
     paused.clear()
     app._align_event_time()
     assert paused == [0]  # ahead of the labels: paused either way
+
+
+def test_one_message_per_event_is_not_merged_and_fetched_small() -> None:
+    """Event mode keeps the fetches' order and 64 KiB fetches (``Settings.merges_event_time``)."""
+    event = Settings()
+    assert not event.merges_event_time() and event.fetch_bytes() == 64 * 1024
+    assert FraudApp(event).app.consumer.merged_topics == frozenset()
+    envelope = Settings(processing_mode="envelope")
+    assert envelope.merges_event_time() and envelope.fetch_bytes() == 1024 * 1024
+    assert not Settings(processing_mode="envelope", event_time_merge=False).merges_event_time()
+
+
+def test_a_time_the_decoder_would_refuse_is_no_time() -> None:
+    assert first_event_time(b'{"ts":1e13}') is None and first_event_time(b'{"ts":-5}') is None
+    assert first_event_time(b'{"ts":1e400}') is None  # inf
