@@ -24,9 +24,10 @@ predecessor's), so what a card sees is what it saw before; only the interleaving
 partitions changes. Nothing held is acked, so no committed offset passes it; the consumer
 drops what it holds of a partition that is revoked or sought (it is fetched again).
 
+>>> from types import SimpleNamespace as Msg  # a fetched record: only ``value`` is read
 >>> merge = EventTimeMerge(lambda raw: float(raw))
->>> merge.add("p0", [Msg(b"1"), Msg(b"5")])
->>> merge.add("p1", [Msg(b"3")])
+>>> merge.add("p0", [Msg(value=b"1"), Msg(value=b"5")])
+>>> merge.add("p1", [Msg(value=b"3")])
 >>> [(tp, m.value) for tp, m in merge.release(["p0", "p1"], lambda tp: True, now=0.0)]
 [('p0', b'1'), ('p1', b'3')]
 >>> merge.held()
@@ -38,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 MAX_WAIT_S = 1.0
 """How long held messages wait for a lagging partition that holds nothing before the earliest
@@ -47,12 +48,6 @@ partition's next fetch comes in milliseconds; what can hold one back for longer 
 worker's own pause of transactions that run ahead of the labels read, and waiting for the
 labels is then what keeps the order (passed over after 0.25 s, the merge lost it: 12-26% of
 rows with a feature off against the offline evaluator)."""
-
-
-class Msg(NamedTuple):
-    """A stand-in for a fetched record in examples and tests: only ``value`` is read."""
-
-    value: bytes
 
 
 class EventTimeMerge:

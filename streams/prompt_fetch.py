@@ -167,29 +167,24 @@ class PromptConsumer(faust_aiokafka.Consumer):
             return True
         return bool(state.position < state.highwater)
 
-    def _forget(self, tps: Iterable[TP] | None = None) -> None:
-        """Drop what is held of ``tps`` (default: all): sought or revoked, it is fetched
-        again from where the seek puts it."""
-        self.merge.drop(tps)
-
     async def seek(self, partition: TP, offset: int) -> None:
-        self._forget([partition])
+        self.merge.drop([partition])
         await super().seek(partition, offset)
 
     async def seek_to_committed(self) -> Any:
-        self._forget()
+        self.merge.drop()
         return await super().seek_to_committed()
 
     async def seek_wait(self, partitions: Any) -> None:
-        self._forget(list(partitions))
+        self.merge.drop(list(partitions))
         await super().seek_wait(partitions)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
-        self._forget(revoked)
+        self.merge.drop(revoked)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        self._forget()
+        self.merge.drop()
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def _fetch(self, active_partitions: set[TP] | None, timeout: float) -> Any:

@@ -18,8 +18,14 @@ from infra.settings import Settings
 from producers.events import Transaction, encode_transaction, envelope, transaction_prefix
 from producers.wire import first_event_time
 from streams.app import FraudApp
-from streams.event_time_merge import EventTimeMerge, Msg
+from streams.event_time_merge import EventTimeMerge
 from streams.prompt_fetch import EventTimeScheduler, MergedRecords, PromptConsumer
+
+
+class Msg(NamedTuple):
+    """A fetched record: only ``value`` is read."""
+
+    value: bytes
 
 
 class Rec(NamedTuple):
