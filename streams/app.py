@@ -480,6 +480,8 @@ class FraudApp:
         read-back ended, 48 transactions whose scores were out (``fraudstream chaos --only
         link-cut --seed 7``, 2026-12-01)."""
         self._reread_known.clear()
+        log.info("reading back what is out for re-read partitions %s",
+                 sorted((tp.topic, tp.partition, offset) for tp, offset in starts.items()))
         try:
             if self._outputs_assigned is not None:
                 # fenced first: the previous owner's open transaction is aborted before
