@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.catalog import is_online
+from models.ranking import average_precision, roc_auc
 from streams.alert_policy import AlertPolicy
 from streams.model_runtime import ModelRuntime, snapshot_model_name
 
@@ -57,10 +58,8 @@ class Contender:
         alerted = [f for _, f, a in self.window if a]
         auc = ap = None
         if 0 < sum(frauds) < len(frauds):
-            from sklearn.metrics import average_precision_score, roc_auc_score
-
-            auc = float(roc_auc_score(frauds, scores))
-            ap = float(average_precision_score(frauds, scores))
+            auc = roc_auc(frauds, scores)
+            ap = average_precision(frauds, scores)
         return {"name": self.name, "model": self.runtime.label, "rolling_auc": auc,
                 "rolling_ap": ap, "alert_precision": sum(alerted) / len(alerted)
                 if alerted else None, "alerts": self.alerts, "labels": self.labels}

@@ -10,13 +10,14 @@ at fraud-like score distributions.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections import deque
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from models.ranking import average_precision, roc_auc
 
 QUALITY_EVERY_S = 5.0
 """The rolling AUC/AP is recomputed this often, not at every 1 s sample: an exact AUC over
@@ -137,19 +138,8 @@ class Telemetry:
         self.series: deque[dict[str, Any]] = deque(maxlen=history)
         self._last_sample: tuple[float, float, float, float] | None = None
         self.peers: dict[str, dict[str, Any]] = {}
-        self._metrics: tuple[Any, Any] | None = None
         self._quality: tuple[float, float] = (math.nan, math.nan)
         self._quality_at = -math.inf
-        threading.Thread(target=self._load_metrics, name="load-sklearn-metrics",
-                         daemon=True).start()
-
-    def _load_metrics(self) -> None:
-        """scikit-learn's metrics take about 2 s to import (scipy.stats): on the worker's main
-        thread that is 2 s more before a restarted worker scores again, and mid-stream a 2 s
-        stall of the event loop. A thread loads them; until then the rolling AUC/AP is NaN."""
-        from sklearn.metrics import average_precision_score, roc_auc_score
-
-        self._metrics = (roc_auc_score, average_precision_score)
 
     def observe_latency(self, seconds: float) -> None:
         self.latency.observe(seconds)
@@ -197,14 +187,13 @@ class Telemetry:
         self._labelled.append((score, fraud))
 
     def rolling_quality(self) -> tuple[float, float]:
-        if len(self._labelled) < 50 or self._metrics is None:
+        if len(self._labelled) < 50:
             return math.nan, math.nan
         arr = np.array(self._labelled)
         y = arr[:, 1].astype(int)
         if y.min() == y.max():
             return math.nan, math.nan
-        auc, ap = self._metrics
-        return float(auc(y, arr[:, 0])), float(ap(y, arr[:, 0]))
+        return roc_auc(y, arr[:, 0]), average_precision(y, arr[:, 0])
 
     def sample(self, lag_total: float) -> dict[str, Any]:
         """One point of the dashboard's history (called about once per second)."""
