@@ -48,16 +48,18 @@ class Snapshot:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions that decide whether a pickle can be loaded and what the model means."""
-    import numpy
-    import river
-    import sklearn
+    """Versions that decide whether a pickle can be loaded and what the model means.
+
+    Read from the installed distributions, not by importing them: importing scikit-learn
+    only to read its version put scipy and pandas (164 MB) into a worker whose model needs
+    neither, at its first snapshot."""
+    from importlib.metadata import version
 
     return {
         "python": platform.python_version(),
-        "river": river.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": numpy.__version__,
+        "river": version("river"),
+        "scikit-learn": version("scikit-learn"),
+        "numpy": version("numpy"),
     }
 
 

@@ -42,6 +42,7 @@ from streams.prompt_fetch import PromptFetchApp
 from streams.prompt_tables import PromptTableManager
 from streams.published import read_published
 from streams.rewind import install_rewind
+from streams.seek_gate import SeekGate
 from streams.shared_learning import SharedExamples
 from streams.telemetry import QUALITY_EVERY_S, Telemetry
 from streams.terminal_replica import TerminalReplica
@@ -183,9 +184,11 @@ class FraudApp:
             self._examples_from = self.shared.restore(self.runtime.resume.get("shared"))
         # a batch is answered with one score message per partition (``score_messages``)
         self.processor.pack_scores = settings.processing_mode in ("envelope", "microbatch")
+        self.seek_gate = SeekGate()
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
                        on_rewound=self._before_reread,
-                       on_seeking=lambda: self._reread_known.clear())
+                       on_seeking=self.seek_gate.seek_begins,
+                       on_seek_done=self.seek_gate.seek_ends)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
@@ -200,11 +203,10 @@ class FraudApp:
         self.started_mono = time.monotonic()
         self._first_score_sent = False
         self._cards_published_at = 0.0  # monotonic time of the last ``publish_cards``
-        self._reread_known = asyncio.Event()
-        """Clear while the worker reads back which re-read messages already have a score or
-        a dead letter out (``_before_reread``): the agents wait for it, at most
+        self._reread_known = self.seek_gate.open
+        """Clear while the worker seeks and reads back which re-read messages already have a
+        score or a dead letter out (``_before_reread``): the agents wait for it, at most
         ``READBACK_WAIT_S``."""
-        self._reread_known.set()
         self._sends_open = 0
         self._sends_idle = asyncio.Event()
         """Set while no agent is between scoring a batch and having handed its results over
@@ -478,34 +480,34 @@ class FraudApp:
         The agents wait while it runs (``_may_process``): Faust may resume the flow before it
         is done, and a rejoined worker then scored again, in the second before its only
         read-back ended, 48 transactions whose scores were out (``fraudstream chaos --only
-        link-cut --seed 7``, 2026-12-01)."""
-        self._reread_known.clear()
+        link-cut --seed 7``, 2026-12-01). The seek that called this holds the agents
+        (``streams.seek_gate``) until it and every seek overlapping it have ended; of
+        overlapping read-backs, only the one begun last is used."""
+        ticket = self.seek_gate.read_back_begins()
         log.info("reading back what is out for re-read partitions %s",
                  sorted((tp.topic, tp.partition, offset) for tp, offset in starts.items()))
-        try:
-            if self._outputs_assigned is not None:
-                # fenced first: the previous owner's open transaction is aborted before
-                # the read-back, and nothing it sends later is added
-                await self._outputs_assigned
-            if self.outputs is not None:
-                # and this worker's own scores out: Faust lets the agents process between
-                # its two seeks, and a score still in an open transaction is not read back
-                # (a re-read then sent it again: 3 duplicates, ``tests/reliability/
-                # test_link_cut.py``, 2026-12-02). A batch scored before the agents were
-                # held is waited for first (its scores went into a transaction opened after
-                # the commit, and were sent again: 2 duplicates, ``fraudstream chaos --seed
-                # 7``, 05:34).
-                try:
-                    await asyncio.wait_for(self._sends_idle.wait(), READBACK_WAIT_S)
-                except TimeoutError:
-                    log.warning("a batch still being sent after %.0f s: reading back "
-                                "without it", READBACK_WAIT_S)
-                await self.outputs.commit()
-            await asyncio.gather(self._load_published(starts), self._load_dead_letters(starts))
-        finally:
-            self._reread_known.set()
+        if self._outputs_assigned is not None:
+            # fenced first: the previous owner's open transaction is aborted before
+            # the read-back, and nothing it sends later is added
+            await self._outputs_assigned
+        if self.outputs is not None:
+            # and this worker's own scores out: Faust lets the agents process between
+            # its two seeks, and a score still in an open transaction is not read back
+            # (a re-read then sent it again: 3 duplicates, ``tests/reliability/
+            # test_link_cut.py``, 2026-12-02). A batch scored before the agents were
+            # held is waited for first (its scores went into a transaction opened after
+            # the commit, and were sent again: 2 duplicates, ``fraudstream chaos --seed
+            # 7``, 05:34).
+            try:
+                await asyncio.wait_for(self._sends_idle.wait(), READBACK_WAIT_S)
+            except TimeoutError:
+                log.warning("a batch still being sent after %.0f s: reading back "
+                            "without it", READBACK_WAIT_S)
+            await self.outputs.commit()
+        await asyncio.gather(self._load_published(starts, ticket),
+                             self._load_dead_letters(starts, ticket))
 
-    async def _load_published(self, starts: dict[Any, int]) -> None:
+    async def _load_published(self, starts: dict[Any, int], ticket: int) -> None:
         """Which re-read transactions already have a score out (``streams.published``)."""
         t = self.settings.topics
         tx_starts = {tp: offset for tp, offset in starts.items() if tp.topic == t.transactions}
@@ -519,11 +521,13 @@ class FraudApp:
             log.warning("could not read back published scores (%s); re-read transactions "
                         "without a card record will be scored again", exc)
             return
+        if not self.seek_gate.is_latest(ticket):  # a later seek's read-back replaces it
+            return
         self.processor.keep_published(read_back.scores, read_back.source_ends)
         log.info("%d published scores read back for %d re-read partition(s) in %.1f s",
                  len(read_back.scores), len(tx_starts), time.monotonic() - began)
 
-    async def _load_dead_letters(self, starts: dict[Any, int]) -> None:
+    async def _load_dead_letters(self, starts: dict[Any, int], ticket: int) -> None:
         """Which re-read messages already have a dead letter out (``streams.dead_letters``)."""
         t = self.settings.topics
         try:
@@ -534,6 +538,8 @@ class FraudApp:
         except Exception as exc:  # degrade to dead-lettering again, never stop the worker
             log.warning("could not read back dead letters (%s); re-read malformed messages "
                         "will be dead-lettered again", exc)
+            return
+        if not self.seek_gate.is_latest(ticket):
             return
         self.processor.dead_lettered = sources
         if sources:
