@@ -116,8 +116,8 @@ def _measure(proc: Processor, customers: int, day: int, n_tx: int) -> Checkpoint
         pending_rows=float(np.mean(pending)) if pending else 0.0,
         held_labels=proc.clock.held(), terminals=len(replica.states),
         terminal_bytes=deep_size(replica.states),
-        remembered_ids=len(replica._seen),
-        remembered_bytes=deep_size(replica._seen) + deep_size(replica._seen_order),
+        remembered_ids=replica.remembered_ids(),
+        remembered_bytes=deep_size(replica._seen) + deep_size(replica._seen_days),
     )
 
 

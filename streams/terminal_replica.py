@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
+from array import array
 from typing import Any
 
 from models.features import (
@@ -48,7 +48,10 @@ class TerminalReplica:
         self.applied_messages = 0
         self.ready = asyncio.Event()
         self._seen: set[int] = set()  # tx ids applied, pruned past the retention
-        self._seen_order: deque[tuple[float, int]] = deque()  # (ts, tx_id) as applied
+        self._seen_days: dict[int, array[int]] = {}
+        """The ids of ``_seen`` by event-time day, to prune a day at once: 8 bytes an id in
+        an array, where a deque of (ts, id) tuples held 64 (24 MB of a 600,000-transaction
+        run at the default world's rate, ``tracemalloc``, 2026-12-02)."""
         self._latest = 0.0
 
     def _state(self, terminal_id: int) -> TerminalState:
@@ -69,17 +72,24 @@ class TerminalReplica:
         if tx_id in seen:
             return  # already recorded (our own delta read back, or a re-publication)
         seen.add(tx_id)
-        order = self._seen_order
-        order.append((ts, tx_id))
+        day = int(ts // DAY)
+        ids = self._seen_days.get(day)
+        if ids is None:
+            ids = self._seen_days[day] = array("q")
+        ids.append(tx_id)
         self._state(terminal_id).add_transaction(ts)
         if ts > self._latest + DAY:
-            # forget ids past the retention, oldest applied first (amortised O(1): a dict
-            # rebuilt once per event-time day cost 3% of the worker); an id that came out of
-            # order is forgotten a little late, which only keeps it longer
+            # forget the ids of the days past the retention, once per event-time day (a dict
+            # rebuilt per day cost 3% of the worker); an id that came out of order is kept
+            # until the next pass, which only keeps it longer
             self._latest = ts
-            horizon = ts - (self.delay_days + MAX_WINDOW_DAYS + 1) * DAY
-            while order and order[0][0] < horizon:
-                seen.discard(order.popleft()[1])
+            horizon_day = int((ts - (self.delay_days + MAX_WINDOW_DAYS + 1) * DAY) // DAY)
+            for old_day in [d for d in self._seen_days if d < horizon_day]:
+                seen.difference_update(self._seen_days.pop(old_day))
+
+    def remembered_ids(self) -> int:
+        """How many transaction ids the replica remembers to ignore repeats."""
+        return len(self._seen)
 
     def apply_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
         self._state(terminal_id).add_label(tx_ts, 1, known_at, tx_id)
