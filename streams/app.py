@@ -187,8 +187,7 @@ class FraudApp:
         self.seek_gate = SeekGate()
         install_rewind(self.app.consumer, (t.transactions, t.labels), settings.replay_on_assign,
                        on_rewound=self._before_reread,
-                       on_seeking=self.seek_gate.seek_begins,
-                       on_seek_done=self.seek_gate.seek_ends)
+                       on_seeking=self.seek_gate.seek_begins)
         self._positions: dict[Any, int] = {}  # per source partition: highest offset read
         self._tx_arrival: dict[int, float] = {}  # per partition: when a transaction last came
         self._tx_paused: set[Any] = set()  # transaction partitions ahead in event time
@@ -480,12 +479,17 @@ class FraudApp:
         The agents wait while it runs (``_may_process``): Faust may resume the flow before it
         is done, and a rejoined worker then scored again, in the second before its only
         read-back ended, 48 transactions whose scores were out (``fraudstream chaos --only
-        link-cut --seed 7``, 2026-12-01). The seek that called this holds the agents
-        (``streams.seek_gate``) until it and every seek overlapping it have ended; of
-        overlapping read-backs, only the one begun last is used."""
+        link-cut --seed 7``, 2026-12-01). Of overlapping read-backs, only the one begun last
+        is used, and only its end lets the agents go on (``streams.seek_gate``)."""
         ticket = self.seek_gate.read_back_begins()
         log.info("reading back what is out for re-read partitions %s",
                  sorted((tp.topic, tp.partition, offset) for tp, offset in starts.items()))
+        try:
+            await self._read_back(starts, ticket)
+        finally:
+            self.seek_gate.read_back_ends(ticket)
+
+    async def _read_back(self, starts: dict[Any, int], ticket: int) -> None:
         if self._outputs_assigned is not None:
             # fenced first: the previous owner's open transaction is aborted before
             # the read-back, and nothing it sends later is added

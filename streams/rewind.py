@@ -76,7 +76,6 @@ def install_rewind(
     margin: int,
     on_rewound: Callable[[dict[Any, int]], Awaitable[None]] | None = None,
     on_seeking: Callable[[], None] | None = None,
-    on_seek_done: Callable[[], None] | None = None,
 ) -> None:
     """Make ``consumer.perform_seek`` (Faust's post-recovery seek) rewind ``topics`` too.
 
@@ -85,14 +84,7 @@ def install_rewind(
     ``on_seeking`` is called before the first seek: the agents run between the seeks, and
     what they take from a committed offset is already a re-read (a rejoined worker scored two
     such transactions in the 0.4 s before ``on_rewound`` began, whose scores were out:
-    ``tests/reliability/test_link_cut.py``, 2026-12-02). ``on_seek_done`` is called when the
-    seek ends, with its read-back or by an error: Faust seeks from two places (its fetcher,
-    finding the flow stopped; its recovery, after an assignment) and the two overlap, so
-    the agents may go on only when every seek begun has ended (``streams.seek_gate``).
-    Seeks are not serialised instead: queued behind the recovery's, the fetcher's next seek
-    ran after the flow had resumed, and the 63 transactions of one partition from its
-    committed offset on were never scored (``tests/streams/test_two_workers.py``, 2 of 3
-    runs, 2026-12-02).
+    ``tests/reliability/test_link_cut.py``, 2026-12-02).
     """
     if margin <= 0:
         return
@@ -103,13 +95,6 @@ def install_rewind(
     async def perform_seek() -> None:
         if on_seeking is not None:
             on_seeking()
-        try:
-            await _seek_and_rewind()
-        finally:
-            if on_seek_done is not None:
-                on_seek_done()
-
-    async def _seek_and_rewind() -> None:
         await seek_to_committed()
         committed = {tp: offset for tp, offset in consumer._committed_offset.items()
                      if tp.topic in names and tp in consumer.assignment()}
