@@ -37,9 +37,11 @@ from faust.transport import by_url
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.utils import DefaultSchedulingStrategy
 from faust.types import TP
+from mode.utils.objects import cached_property
 
 from producers.wire import first_event_time
 from streams.event_time_merge import EventTimeMerge
+from streams.flow_control import QueueKeepingFlowControl
 from streams.idempotent_producer import IdempotentProducer
 
 FETCH_MAX_WAIT_MS = 100
@@ -230,12 +232,20 @@ class PromptFetchApp(faust.App):
     event-mode drain, 2026-12-02: 5% of the worker's time). It stays the app's monitor, so
     the consumer's direct calls to it (end offsets, commits) still work; it is only taken
     out of the sensors called per event.
+
+    Its flow control keeps the stream queues' messages when the flow resumes
+    (``streams.flow_control``: Faust's emptied them after the post-assignment seek, and a
+    graceful fail-over lost what had been fetched during the seek's read-back).
     """
 
     def __init__(self, *args: Any, event_time_topics: Iterable[str] = (), **kwargs: Any) -> None:
         self.event_time_topics = frozenset(event_time_topics)
         kwargs.setdefault("ConsumerScheduler", EventTimeScheduler)
         super().__init__(*args, **kwargs)
+
+    @cached_property
+    def flow_control(self) -> QueueKeepingFlowControl:
+        return QueueKeepingFlowControl(loop=self.loop)
 
     def on_init_dependencies(self) -> Iterable[Any]:
         services = super().on_init_dependencies()

@@ -12,8 +12,10 @@ Why not wait for every seek to end (a count), nor queue the seeks one behind the
 both were tried on 2026-12-02 and a graceful fail-over then lost transactions in
 ``tests/streams/test_two_workers.py`` (with the queue in 3 of 4 runs, 63 and 92 where
 counted; with the count 169 and 265, in 2 of 6); each time a partition's messages from its
-committed offset on were never handed to the agents. Why is not known yet; this gate keeps
-the agents' timing of the code before both (a seek closes it, a read-back's end opens it).
+committed offset on were never handed to the agents. That loss was Faust's emptying of its
+stream queues when the flow resumed after the seek (``streams.flow_control``, found on
+2026-12-03), which this gate made rarer but not impossible; this gate keeps the agents' timing
+of the code before both (a seek closes it, a read-back's end opens it).
 
 >>> gate = SeekGate()
 >>> gate.seek_begins()
