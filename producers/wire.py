@@ -196,7 +196,25 @@ def first_event_time(raw: bytes | None) -> float | None:
     """
     if not raw:
         return None
-    found = _FIRST_TS.search(raw)
+    return _event_time_at(_FIRST_TS.search(raw))
+
+
+def last_event_time(raw: bytes | None) -> float | None:
+    """The ``ts`` of a transactions message's last event (an envelope's events are in event
+    time, so its latest), read without decoding it, as ``first_event_time``.
+
+    >>> last_event_time(b'{"events":[{"tx_id":4,"ts":10.5,"c":1},{"tx_id":5,"ts":12.0}]}')
+    12.0
+    >>> last_event_time(b'{"tx_id":4,"ts":10.5}'), last_event_time(b'{"ts":"x"}')
+    (10.5, None)
+    """
+    if not raw:
+        return None
+    at = raw.rfind(b'"ts"')
+    return None if at < 0 else _event_time_at(_FIRST_TS.match(raw, at))
+
+
+def _event_time_at(found: re.Match[bytes] | None) -> float | None:
     if found is None:
         return None
     try:

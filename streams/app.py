@@ -21,18 +21,20 @@ from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import faust
-from faust.types import EventT
+from faust.types import TP, EventT
 from mode import CrashingSupervisor
 
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings
 from models.features import FEATURE_NAMES
 from models.registry import Registry
+from producers.wire import last_event_time
 from streams.alert_policy import make_alert_policy
 from streams.card_table import CardTable
 from streams.challengers import Challengers, Contender
 from streams.dead_letters import read_dead_letters
 from streams.label_clock import event_time_limit
+from streams.label_wait import LABEL_WAIT_S, labels_behind
 from streams.lease import Lease
 from streams.model_runtime import Captured, ModelRuntime
 from streams.output_transactions import Output, PartitionTransactions
@@ -206,6 +208,9 @@ class FraudApp:
         """Clear while the worker seeks and reads back which re-read messages already have a
         score or a dead letter out (``_before_reread``): the agents wait for it, at most
         ``READBACK_WAIT_S``."""
+        self._labels_progress = asyncio.Event()
+        """Set after every batch of labels is read: a batch of transactions waiting for its
+        labels (``_await_labels``) looks again."""
         self._sends_open = 0
         self._sends_idle = asyncio.Event()
         """Set while no agent is between scoring a batch and having handed its results over
@@ -374,8 +379,6 @@ class FraudApp:
         resume such a partition on its own (its queue drained, a rebalance): the processor
         asks again after every batch for as long as the partition is over the bound.
         """
-        from faust.types import TP
-
         consumer = self.app.consumer
         topic = self.settings.topics.labels
         assigned = set(consumer.assignment())
@@ -634,9 +637,12 @@ class FraudApp:
             # card once per batch, so several envelopes of a partition cost one card write
             size, within = ((s.microbatch_size, s.microbatch_within_s) if mode == "microbatch"
                             else (s.envelope_batch, ENVELOPE_WITHIN_S))
+            waits_for_labels = s.merges_event_time()  # 1 MiB fetches: see streams.label_wait
             async for events in stream.take_events(size, within):
                 if not (self.lease.held() and self._reread_known.is_set()):
                     await self._may_process(len(events))
+                if waits_for_labels:
+                    await self._await_labels(events)
                 await self._send(self.processor.score([self._record(e) for e in events]),
                                  self.tx_dlq)
 
@@ -650,6 +656,7 @@ class FraudApp:
                     await self._may_process(len(events))
                 await self._send(self.processor.learn([self._record(e) for e in events]),
                                  self.labels_dlq)
+                self._labels_progress.set()
 
         @app.task
         async def follow_terminals() -> None:
@@ -806,6 +813,35 @@ class FraudApp:
         self.telemetry.lease_waits.inc(lease.waits - waits)
         self.telemetry.lease_released.inc(lease.released - released)
         await self._await_read_back(n_events)
+
+    def _labels_behind(self, events: list[EventT]) -> dict[int, float]:
+        last: dict[int, bytes] = {}
+        for event in events:  # a partition's messages come in offset order: its last is latest
+            last[event.message.partition] = event.message.value
+        needs = {p: t for p, raw in last.items() if (t := last_event_time(raw)) is not None}
+        if not needs:
+            return {}
+        labels, clock = self.settings.topics.labels, self.processor.clock
+        return labels_behind(needs, clock.labels_read, self.processor.paused,
+                             lambda p: self._caught_up(TP(labels, p)))
+
+    async def _await_labels(self, events: list[EventT]) -> None:
+        """Hold a batch until its partitions' labels have been read up to its event time, at
+        most ``LABEL_WAIT_S`` (``streams.label_wait``). Looked at again after every labels
+        batch, and every 50 ms for a labels partition that turns out to be all read."""
+        if not self._labels_behind(events):
+            return
+        self.telemetry.label_waits.inc()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LABEL_WAIT_S
+        while self._labels_behind(events):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.telemetry.label_waits_expired.inc()
+                return
+            self._labels_progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._labels_progress.wait(), min(remaining, 0.05))
 
     async def _await_read_back(self, n_events: int) -> None:
         loop = asyncio.get_running_loop()

@@ -61,6 +61,13 @@ class Telemetry:
         self.peer_examples_waiting = Gauge("fraudstream_peer_examples_waiting",
                                            "Peers' examples waiting for this worker's event "
                                            "time (learning=shared)", registry=r)
+        self.label_waits = Counter("fraudstream_label_waits",
+                                   "Batches of transactions held until their partitions' labels "
+                                   "were read up to their event time (streams.label_wait)",
+                                   registry=r)
+        self.label_waits_expired = Counter("fraudstream_label_waits_expired",
+                                           "Label waits that ran out (LABEL_WAIT_S): the batch "
+                                           "was scored without the labels", registry=r)
         self.labels_expired = Counter("fraudstream_labels_expired",
                                       "Held labels dropped: their transaction never came",
                                       registry=r)
