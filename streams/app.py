@@ -530,7 +530,9 @@ class FraudApp:
             return
         if not self.seek_gate.is_latest(ticket):  # a later seek's read-back replaces it
             return
-        self.processor.keep_published(read_back.scores, read_back.source_ends)
+        self.processor.keep_published(read_back.scores, read_back.source_ends,
+                                      {(tp.topic, tp.partition): offset
+                                       for tp, offset in tx_starts.items()})
         log.info("%d published scores read back for %d re-read partition(s) in %.1f s",
                  len(read_back.scores), len(tx_starts), time.monotonic() - began)
 

@@ -157,6 +157,7 @@ class Processor:
         self.published: Published = {}
         """Scores already on Kafka for transactions about to be re-read (``streams.published``)."""
         self._published_until: dict[tuple[str, int], int] = {}
+        self._reread_next: dict[tuple[str, int], int] = {}
         self._sent_here: set[int] = set()
         """Transactions this process scored since its partitions were last assigned (the
         first ``SENT_HERE_MAX``): a re-delivery of one is not answered again. Faust seeks twice
@@ -189,21 +190,40 @@ class Processor:
         self.challengers: Challengers | None = None
         """Shadow models scored beside this one, never alerting (``streams.challengers``)."""
 
-    def keep_published(self, scores: Published, until: dict[tuple[str, int], int]) -> None:
-        """Use ``scores`` until every (topic, partition) of ``until`` reaches its offset.
+    def keep_published(self, scores: Published, until: dict[tuple[str, int], int],
+                       starts: dict[tuple[str, int], int] | None = None) -> None:
+        """Use ``scores`` until every (topic, partition) of ``until`` has been re-read up to
+        its offset, from its offset in ``starts``.
 
         Past those offsets every transaction is new, so the map is dropped rather than kept
-        (it can be large after a long lag) until the next assignment.
+        (it can be large after a long lag) until the next assignment. Only the re-read counts:
+        an offset handed on in order from ``starts``. A message fetched before the seek can
+        still arrive first, from further on; counted as the end of the re-read, it dropped
+        the map, and re-read transactions whose card had lost their write were scored again
+        (3 duplicates, ``tests/reliability/test_link_cut.py`` in a full suite, 2026-12-03).
+        A partition whose offsets skip (a transactional producer's markers) keeps the map,
+        at most ``streams.published``'s 20,000 scores, until the next assignment.
         """
         self.published = scores
         self._published_until = dict(until) if scores else {}
+        self._reread_next = dict(starts or {})
 
     def _passed(self, records: list[Record]) -> None:
-        until = self._published_until
+        until, following = self._published_until, self._reread_next
         for record in records:
-            end = until.get((record.topic, record.partition))
-            if end is not None and record.offset + 1 >= end:
-                del until[(record.topic, record.partition)]
+            key = (record.topic, record.partition)
+            end = until.get(key)
+            if end is None:
+                continue
+            expected = following.get(key)
+            if expected is None:  # no start known: the first offset at the end ends it
+                reached = record.offset + 1
+            elif record.offset == expected:
+                reached = following[key] = expected + 1
+            else:
+                reached = expected
+            if reached >= end:
+                del until[key]
         if not until:
             self.published = {}
 

@@ -233,9 +233,10 @@ class PromptFetchApp(faust.App):
     the consumer's direct calls to it (end offsets, commits) still work; it is only taken
     out of the sensors called per event.
 
-    Its flow control keeps the stream queues' messages when the flow resumes
+    Its flow control keeps the stream queues' messages when a running flow resumes
     (``streams.flow_control``: Faust's emptied them after the post-assignment seek, and a
-    graceful fail-over lost what had been fetched during the seek's read-back).
+    graceful fail-over lost what had been fetched during the seek's read-back); a resume
+    after a rebalance still empties them.
     """
 
     def __init__(self, *args: Any, event_time_topics: Iterable[str] = (), **kwargs: Any) -> None:

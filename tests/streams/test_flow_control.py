@@ -1,4 +1,5 @@
-"""The worker's stream queues keep what they hold when Faust resumes the flow after a seek."""
+"""The worker's stream queues keep what they hold when Faust resumes a running flow after a
+seek, and lose what was fetched while a rebalance had the flow suspended."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from streams.prompt_fetch import PromptFetchApp
 
 
 def test_app_queues_survive_a_resume_and_are_emptied_by_a_rebalance() -> None:
-    async def run() -> tuple[int, int, int]:
+    async def run() -> tuple[int, int, int, int]:
         app = PromptFetchApp("flow-control-test", broker="kafka://127.0.0.1:1")
         assert isinstance(app.flow_control, QueueKeepingFlowControl)
         queue = app.channel().queue  # what Faust creates for every agent's topic
@@ -22,8 +23,10 @@ def test_app_queues_survive_a_resume_and_are_emptied_by_a_rebalance() -> None:
         flow.suspend()  # a rebalance begins: Faust suspends, then clears
         flow.clear()
         emptied = queue.qsize()
-        flow.resume()
+        queue.put_nowait(7)  # fetched from the old positions while the group rebalances
+        flow.resume()  # the recovery of the new assignment begins
+        stale = queue.qsize()
         await queue.put(9)
-        return kept, emptied, queue.qsize()
+        return kept, emptied, stale, queue.qsize()
 
-    assert asyncio.run(run()) == (3, 0, 1)
+    assert asyncio.run(run()) == (3, 0, 0, 1)

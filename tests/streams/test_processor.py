@@ -169,6 +169,22 @@ def test_published_scores_are_dropped_once_the_reread_is_past(proc: Processor) -
     assert len(proc.score([tx_record(9, ts=1e9 + 5, offset=2)]).scores) == 1  # new: scored
 
 
+def test_a_message_from_past_the_reread_does_not_end_the_need_for_published_scores(
+        proc: Processor) -> None:
+    """A message fetched before the seek, from further on, arrives before the re-read: the
+    map stays until the re-read itself reaches its end, and a re-read transaction whose card
+    lost its write keeps its published score."""
+    proc.keep_published({1: (0.25, [7.0] * 15)}, {("transactions", 0): 5},
+                        {("transactions", 0): 3})
+    early = proc.score([tx_record(9, customer=2, ts=1e9 + 9, offset=7)])  # past the end
+    assert len(early.scores) == 1 and proc.published
+    assert proc.score([tx_record(2, customer=3, offset=3)]).scores  # new, re-read in order
+    assert proc.published  # offset 4 is still to come
+    out = proc.score([tx_record(1, offset=4)])  # its score is out: not sent again
+    assert out.scores == [] and proc._card(b"1", 0).scored(1).score == 0.25
+    assert proc.published == {}
+
+
 def test_alert_carries_its_policy_threshold_and_three_reasons(proc: Processor) -> None:
     from models.features import FEATURE_NAMES
     from streams.alert_policy import AlertBudget
