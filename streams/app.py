@@ -767,7 +767,7 @@ class FraudApp:
         @app.on_partitions_revoked.connect
         async def on_revoked(app_: faust.App, *args: Any, **kwargs: Any) -> None:
             self.processor.invalidate()
-            self.processor.keep_published({}, {})  # read again for the next assignment
+            self.processor.keep_published({}, {}, {})  # read again for the next assignment
             self._positions.clear()  # re-learnt from the next events (a rewind re-reads)
             self._tx_paused.clear()  # Faust makes every assigned partition active again
 

@@ -191,7 +191,7 @@ class Processor:
         """Shadow models scored beside this one, never alerting (``streams.challengers``)."""
 
     def keep_published(self, scores: Published, until: dict[tuple[str, int], int],
-                       starts: dict[tuple[str, int], int] | None = None) -> None:
+                       starts: dict[tuple[str, int], int]) -> None:
         """Use ``scores`` until every (topic, partition) of ``until`` has been re-read up to
         its offset, from its offset in ``starts``.
 
@@ -206,7 +206,7 @@ class Processor:
         """
         self.published = scores
         self._published_until = dict(until) if scores else {}
-        self._reread_next = dict(starts or {})
+        self._reread_next = dict(starts)
 
     def _passed(self, records: list[Record]) -> None:
         until, following = self._published_until, self._reread_next
@@ -215,14 +215,10 @@ class Processor:
             end = until.get(key)
             if end is None:
                 continue
-            expected = following.get(key)
-            if expected is None:  # no start known: the first offset at the end ends it
-                reached = record.offset + 1
-            elif record.offset == expected:
-                reached = following[key] = expected + 1
-            else:
-                reached = expected
-            if reached >= end:
+            expected = following.get(key, end)  # no start known: nothing to re-read
+            if record.offset == expected:
+                expected = following[key] = expected + 1
+            if expected >= end:
                 del until[key]
         if not until:
             self.published = {}

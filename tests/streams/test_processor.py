@@ -162,7 +162,8 @@ def test_replayed_transaction_above_threshold_repeats_its_alert(proc: Processor)
 
 def test_published_scores_are_dropped_once_the_reread_is_past(proc: Processor) -> None:
     """The map serves re-read offsets only; the batch that reaches the end still uses it."""
-    proc.keep_published({1: (0.25, [7.0] * 15), 9: (0.5, [1.0] * 15)}, {("transactions", 0): 2})
+    proc.keep_published({1: (0.25, [7.0] * 15), 9: (0.5, [1.0] * 15)}, {("transactions", 0): 2},
+                        {("transactions", 0): 1})
     out = proc.score([tx_record(1, offset=1)])  # offset 1: the last re-read one
     assert out.scores == [] and proc._card(b"1", 0).scored(1).score == 0.25
     assert proc.published == {}
