@@ -48,6 +48,13 @@ BATCH_FROM = 8
 go one ``send`` each (a batch per message, in event mode, cost 1.2 ms of CPU per transaction
 against 0.2 ms: building and closing a batch is the fixed cost)."""
 
+PUBLISH_SLICE = 256
+"""Cards a publish encodes, writes and hands to the producer at a time. A publish in a
+replay of the simulator's default world takes nearly every card (4,800 of 5,000) and sends
+them batch after batch; encoded all at once, their bytes (21 MB) and the RocksDB write
+batches made of them were alive together for the whole publish (``tracemalloc`` and
+``gc.get_referrers`` on a worker, 2026-12-03), and they set the worker's peak RSS."""
+
 
 class Encodable(Protocol):
     """A staged card: encoded when it is written (``streams.card_state.CardState``)."""
@@ -71,7 +78,10 @@ class CardTable(MutableMapping[bytes, bytes]):
         self.staged: dict[bytes, tuple[int, bytes | Encodable]] = {}
         """Cards changed since the last write: key -> (partition, state)."""
         self.unsent: list[tuple[int, bytes, bytes]] = []
-        """Written to the store, their changelog messages not handed to the producer yet."""
+        """Written to the store by ``write``, their changelog messages not handed to the
+        producer yet."""
+        self.publishing: dict[bytes, tuple[int, bytes | Encodable]] = {}
+        """Cards taken by the publish in progress, not all in the store yet: reads see them."""
         store = table.data
         self._batched = bool(getattr(store, "use_rocksdict", False)) and hasattr(
             store, "_db_for_partition")
@@ -88,7 +98,7 @@ class CardTable(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: Any = None) -> Any:
         """Read through Faust's table: its RocksDB store looks in the partition of Faust's
         *current event*, which must then be the key's own (see ``read``)."""
-        staged = self.staged.get(key)
+        staged = self.staged.get(key) or self.publishing.get(key)
         value = _encoded(staged[1]) if staged is not None else self.table.get(key)
         return default if value is None else value
 
@@ -103,7 +113,7 @@ class CardTable(MutableMapping[bytes, bytes]):
         --only crash`` run, 81 labels whose transaction was scored before a kill found no
         transaction on their card and were never learned (measured 2026-12-01).
         """
-        staged = self.staged.get(key)
+        staged = self.staged.get(key) or self.publishing.get(key)
         if staged is not None:
             return _encoded(staged[1])
         store = self.table.data
@@ -135,78 +145,110 @@ class CardTable(MutableMapping[bytes, bytes]):
 
     def scan(self) -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of the partitions this worker is active for (Faust's store
-        iterates its active partitions only; the caller filters standby data by key)."""
+        iterates its active partitions only; the caller filters standby data by key), the
+        cards of a publish in progress as they are now."""
         self.write()
-        yield from self.table.data.items()
+        taken = self.publishing
+        for key, value in self.table.data.items():
+            if key not in taken:
+                yield key, value
+        for key, (_, state) in list(taken.items()):
+            yield key, _encoded(state)
 
     def write(self) -> None:
-        """Encode the staged cards and put them into the store (a rocksdict store: one write
-        batch per partition); their changelog messages wait in ``unsent`` for ``publish``."""
+        """Encode the staged cards and put them into the store now; their changelog messages
+        wait in ``unsent`` for the next ``publish`` (a ``scan`` needs the store complete)."""
         if not self.staged:
             return
         staged, self.staged = self.staged, {}
         records = [(partition, key, _encoded(state))
                    for key, (partition, state) in staged.items()]
         self.unsent.extend(records)
+        per_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for partition, key, value in records:
+            per_partition.setdefault(partition, []).append((key, value))
+        for partition, pairs in per_partition.items():
+            self._store(partition, pairs)
+
+    def _store(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        """Put one partition's cards into the store: a rocksdict store as one write batch."""
         store = self.table.data
         if not self._batched:
-            for _, key, value in records:
+            for key, value in records:
                 store[key] = value
             return
-        open_db = store._db_for_partition
+        db = store._db_for_partition(partition)
         index = store._key_index  # what Faust's own put records, for its reads by key
         if len(records) == 1:  # one card: a batch costs more
-            [(partition, key, value)] = records
-            open_db(partition).put(key, value)
+            [(key, value)] = records
+            db.put(key, value)
             index[key] = partition
             return
         from rocksdict import WriteBatch
 
-        batches: dict[int, Any] = {}
-        for partition, key, value in records:
-            batch = batches.get(partition)
-            if batch is None:
-                batch = batches[partition] = WriteBatch(raw_mode=True)
+        batch = WriteBatch(raw_mode=True)
+        for key, value in records:
             batch.put(key, value)
             index[key] = partition
-        for partition, batch in batches.items():
-            open_db(partition).write(batch)
+        db.write(batch)
 
     async def publish(self) -> int:
         """Write the staged cards and hand their changelog messages to the producer, oldest
-        first: a partition's messages as record batches when there are ``BATCH_FROM`` or more
+        first, ``PUBLISH_SLICE`` cards at a time per partition: each slice is encoded, put
+        into the store and sent, as record batches when it has ``BATCH_FROM`` or more
         (aiokafka's batch API: a message costs one append to the batch instead of a future
-        and an accumulator call each), else one ``send`` each. Returns how many card states
-        went to the changelog (those a ``scan`` wrote to the store included).
+        and an accumulator call each), else one ``send`` each; then its bytes are let go.
+        Returns how many card states went to the changelog (those ``write`` put into the
+        store included).
 
         Both agents and the worker's flushes publish; the lock keeps one at a time, so two
         writes of one card can never reach the producer in the wrong order (within a
         partition, a batch is sent only after the previous one has left: aiokafka's
-        ``send_batch``).
+        ``send_batch``). A card staged again meanwhile goes with the next publish.
         """
         async with self._publishing:
-            self.write()
-            if not self.unsent:
-                return 0
+            staged, self.staged = self.staged, {}
             unsent, self.unsent = self.unsent, []
+            if not staged and not unsent:
+                return 0
             # Faust's producer wraps an AIOKafkaProducer; the batch API is only on the latter.
             kafka = self.table.app.producer._ensure_producer()
             topic = self._topic or self.table.changelog_topic.get_topic_name()
             self._topic = topic
-            per_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-            for partition, key, value in unsent:  # in write order within each partition
-                per_partition.setdefault(partition, []).append((key, value))
             last: dict[int, tuple[Any, int]] = {}
-            for partition, records in per_partition.items():
-                if len(records) < BATCH_FROM:
-                    for key, value in records:
-                        sent = await kafka.send(topic, value, key=key, partition=partition)
-                    last[partition] = (sent, 1)
-                else:
-                    last[partition] = await self._send_batches(kafka, records, topic, partition)
-        for sent, count in last.values():  # the newest per partition: they complete in order
-            sent.add_done_callback(partial(self._persisted, count))
-        return len(unsent)
+            count = len(unsent) + len(staged)
+            written: dict[int, list[tuple[bytes, bytes]]] = {}
+            for partition, key, value in unsent:  # already in the store, in write order
+                written.setdefault(partition, []).append((key, value))
+            del unsent
+            for partition, records in written.items():
+                last[partition] = await self._send(kafka, records, topic, partition)
+            del written
+            taken: dict[int, list[tuple[bytes, bytes | Encodable]]] = {}
+            for key, (partition, state) in staged.items():
+                taken.setdefault(partition, []).append((key, state))
+            self.publishing = staged
+            try:
+                for partition, cards in taken.items():
+                    for start in range(0, len(cards), PUBLISH_SLICE):
+                        records = [(key, _encoded(state))
+                                   for key, state in cards[start:start + PUBLISH_SLICE]]
+                        self._store(partition, records)
+                        last[partition] = await self._send(kafka, records, topic, partition)
+            finally:
+                self.publishing = {}
+        for sent, n in last.values():  # the newest per partition: they complete in order
+            sent.add_done_callback(partial(self._persisted, n))
+        return count
+
+    async def _send(self, kafka: Any, records: list[tuple[bytes, bytes]], topic: str,
+                    partition: int) -> tuple[Any, int]:
+        """One partition's records to the changelog: the last send's future and its count."""
+        if len(records) >= BATCH_FROM:
+            return await self._send_batches(kafka, records, topic, partition)
+        for key, value in records:
+            sent = await kafka.send(topic, value, key=key, partition=partition)
+        return sent, 1
 
     @staticmethod
     async def _send_batches(

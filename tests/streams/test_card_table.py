@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.card_table import BATCH_FROM, CardTable
+from streams.card_table import BATCH_FROM, PUBLISH_SLICE, CardTable
 
 
 class _Meta:
@@ -292,3 +292,30 @@ def test_a_message_larger_than_a_batch_goes_alone_in_its_place() -> None:
                                                           for i in range(BATCH_FROM)]
     assert table.app.producer.kafka.batches == [1] * BATCH_FROM
     assert table.data.persisted == {("cards-changelog", 0): BATCH_FROM - 1}
+
+
+def test_a_publish_goes_slice_by_slice_and_its_cards_stay_readable_meanwhile() -> None:
+    """A publish of most cards (a replay) encodes, stores and sends ``PUBLISH_SLICE`` at a
+    time, so their bytes are not all alive at once; a card whose slice is still to come is
+    read as it is now, from the publish, not from the older store."""
+    table = _Table()
+    cards = CardTable(table)
+    n = 2 * PUBLISH_SLICE + 88
+    for i in range(n):
+        cards[str(i).encode()] = b"new"
+    last = str(n - 1).encode()
+    table.data[last] = b"old"  # what the store held before this publish
+    seen_meanwhile: list[tuple[bytes | None, bytes | None, bool]] = []
+
+    async def run() -> None:
+        publishing = asyncio.create_task(cards.publish())
+        await asyncio.sleep(0)  # the first slice is being sent
+        seen_meanwhile.append((cards.read(last, 0), cards.get(last),
+                               dict(cards.scan()).get(last) == b"new"))
+        await publishing
+
+    asyncio.run(run())
+    assert seen_meanwhile == [(b"new", b"new", True)]
+    assert table.app.producer.kafka.batches == [PUBLISH_SLICE, PUBLISH_SLICE, 88]
+    assert len(table.app.producer.sent) == n and table.data[last] == b"new"
+    assert cards.publishing == {}
