@@ -44,7 +44,7 @@ from streams.terminal_replica import TerminalReplica
 
 LABEL_WAIT_DAYS = 8
 """Days simulated past the last checkpoint (the simulator's labels come 7 days late)."""
-_ATOMS = (int, float, str, bytes, bool, type(None), array)  # arrays: getsizeof counts their buffer
+_ATOMS = (int, float, str, bytes, bytearray, bool, type(None), array)  # arrays: getsizeof counts their buffer
 
 
 def deep_size(obj: Any, seen: set[int] | None = None) -> int:
@@ -117,7 +117,7 @@ def _measure(proc: Processor, customers: int, day: int, n_tx: int) -> Checkpoint
         held_labels=proc.clock.held(), terminals=len(replica.states),
         terminal_bytes=deep_size(replica.states),
         remembered_ids=replica.remembered_ids(),
-        remembered_bytes=deep_size(replica._seen) + deep_size(replica._seen_days),
+        remembered_bytes=deep_size(replica._ids) + deep_size(replica._id_days),
     )
 
 

@@ -32,4 +32,17 @@ def test_ids_past_the_retention_are_forgotten_by_day_and_recent_ones_kept() -> N
     assert replica.remembered_ids() == 10 * kept_days
     replica.apply_tx(0, 99 * DAY + 3600.0, tx_id)  # a recent repeat: still ignored
     assert replica.remembered_ids() == 10 * kept_days
-    assert min(replica._seen) == 10 * int(99 - retention) + 1
+    assert replica.remembered()[0] == 10 * int(99 - retention) + 1
+
+
+def test_an_id_is_found_only_whole_not_across_two_ids() -> None:
+    """Ids are searched as bytes: a match straddling two stored ids is not one."""
+    replica = TerminalReplica(delay_days=7.0)
+    first, second = 0x0100000000000000, 0x0000000000000002  # little-endian: 00..01 02 00..
+    replica.apply_tx(5, 10 * DAY, first)
+    replica.apply_tx(5, 10 * DAY, second)
+    straddling = 0x0000000000000201  # bytes 7..14 of the two: 01 02 00 00 00 00 00 00
+    assert bytes(replica._ids[5]).find(straddling.to_bytes(8, "little")) == 7
+    replica.apply_tx(5, 10.2 * DAY, straddling)
+    assert replica.remembered_ids() == 3
+    assert replica.remembered() == sorted([first, second, straddling])
