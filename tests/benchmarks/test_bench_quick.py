@@ -25,7 +25,8 @@ CHARTS = ("drain.png", "latency.png", "pareto.png", "drift.png", "label_delay.pn
 TABLES = ("Issue 12 targets", "Headline figures", "Drain rates",
           "Envelope mode with labels, against the offline evaluator",
           "CPU-µs per transaction by stage", "End-to-end latency",
-          "Model x mode", "Scaling", "AP by label delay", "Recovery after drift",
+          "Model x mode", "Scaling", "Worker memory after a whole world", "AP by label delay",
+          "Recovery after drift",
           "Per day (AP, CP@100)", "Machine")
 
 
