@@ -71,7 +71,7 @@ def test_customer_out_of_order_event_is_inserted() -> None:
     state = CustomerState()
     customer_features(state, T0 + 100, 1.0)
     customer_features(state, T0 + 50, 3.0)
-    assert state.ts == [T0 + 50, T0 + 100]
+    assert list(state.ts) == [T0 + 50, T0 + 100]
     assert customer_window_features(state, T0 + 100)[:2] == (2.0, 2.0)
 
 
