@@ -117,21 +117,26 @@ def make_backlog(bench: Bench, name: str, world: World, n_tx: int, envelope: int
 def ground_truth(bench: Bench, world: World, n_tx: int, seed: int | None = None,
                  extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """The simulator's transactions for the same world and seed as a backlog (fraud per tx_id)."""
+    out = bench.work / f"truth-{uuid.uuid4().hex[:6]}.parquet"
+    simulate(bench, world, out, "--max-tx", str(n_tx), *extra, seed=seed)
+    from producers.reader import read_transactions
+
+    return read_transactions(out)
+
+
+def simulate(bench: Bench, world: World, out: Path, *extra: str, seed: int | None = None) -> Path:
+    """``fraudstream simulate`` of ``world`` into ``out`` (a child process, as a user runs it)."""
     import subprocess
 
     from infra.settings import child_env
 
-    out = bench.work / f"truth-{uuid.uuid4().hex[:6]}.parquet"
     done = subprocess.run(
-        [*FRAUDSTREAM, "simulate", "--out", str(out), *world.args(seed), "--max-tx", str(n_tx),
-         *extra], env=child_env(bench.base), capture_output=True, text=True, check=False,
-        timeout=900,
+        [*FRAUDSTREAM, "simulate", "--out", str(out), *world.args(seed), *extra],
+        env=child_env(bench.base), capture_output=True, text=True, check=False, timeout=1800,
     )
     if done.returncode != 0:
         raise FraudstreamError(f"simulate failed: {done.stderr.strip()[-500:]}")
-    from producers.reader import read_transactions
-
-    return read_transactions(out)
+    return out
 
 
 def cpu_seconds(pid: int) -> float:

@@ -33,6 +33,7 @@ from benchmarks.pipeline import (
     make_backlog,
     run_drain,
     run_latency,
+    simulate,
     train_batch_models,
 )
 from benchmarks.report import (
@@ -54,7 +55,6 @@ from benchmarks.report import (
 )
 from fraudstream.errors import FraudstreamError
 from infra.settings import Settings
-from streams.demo_processes import FRAUDSTREAM
 
 TARGET_FRACTION_OF_BARE = 0.50
 TARGET_ENVELOPE_TX_PER_S = 30_000.0
@@ -362,20 +362,12 @@ def _hotpath(done: dict[str, Any], p: Plan, truth: Any, log: Any) -> list[dict[s
 def _memory_replay(bench: Bench, p: Plan) -> dict[str, Any]:
     """The plan's memory world replayed with its labels and drained by one worker, as
     ``fraudstream bench parity`` does it (its AP against the offline evaluator's comes too)."""
-    import subprocess
-
     from benchmarks.parity import ParityArgs, run_parity
-    from infra.settings import child_env
 
     w = p.memory_world
     bench.log(f"  memory: the {w.customers:,}-card, {w.days}-day world replayed through one "
               f"worker ({p.memory_model}, envelope {p.memory_envelope}) ...")
-    path = bench.work / "memory-world.parquet"
-    done = subprocess.run([*FRAUDSTREAM, "simulate", "--out", str(path), *w.args()],
-                          env=child_env(bench.base), capture_output=True, text=True,
-                          check=False, timeout=1800)
-    if done.returncode != 0:
-        raise FraudstreamError(f"simulate failed: {done.stderr.strip()[-500:]}")
+    path = simulate(bench, w, bench.work / "memory-world.parquet")
     args = ParityArgs(data=path, model=p.memory_model, envelope=p.memory_envelope,
                       partitions=4)
     result = run_parity(args, bench.base, log=lambda msg: bench.log("  " + msg.strip()))

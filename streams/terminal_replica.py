@@ -39,6 +39,18 @@ log = logging.getLogger(__name__)
 _ID = struct.Struct("<q")
 
 
+def _holds(ids: bytearray, packed: bytes) -> bool:
+    """Whether the packed int64s ``ids`` hold ``packed`` (a match across two ids is none).
+
+    >>> _holds(bytearray(_ID.pack(1 << 56) + _ID.pack(2)), _ID.pack(0x201))
+    False
+    """
+    at = ids.find(packed)
+    while at > 0 and at % 8:
+        at = ids.find(packed, at + 1)
+    return at >= 0
+
+
 class TerminalReplica:
     """Every terminal's state, plus the deltas this worker has yet to publish."""
 
@@ -72,15 +84,17 @@ class TerminalReplica:
         return terminal_features(state, t, self.delay_days)
 
     def apply_tx(self, terminal_id: int, ts: float, tx_id: int) -> None:
-        if self._remembers(terminal_id, tx_id):
-            return  # already recorded (our own delta read back, or a re-publication)
-        day = int(ts // DAY)
+        packed = _ID.pack(tx_id)
         ids = self._ids.get(terminal_id)
         if ids is None:
             ids = self._ids[terminal_id] = bytearray()
-            self._id_days[terminal_id] = array("i")
-        ids += _ID.pack(tx_id)
-        self._id_days[terminal_id].append(day)
+            days = self._id_days[terminal_id] = array("i")
+        elif _holds(ids, packed):
+            return  # already recorded (our own delta read back, or a re-publication)
+        else:
+            days = self._id_days[terminal_id]
+        ids += packed
+        days.append(int(ts // DAY))
         self._state(terminal_id).add_transaction(ts)
         if ts > self._latest + DAY:
             # forget the ids of the days past the retention, once per event-time day (a dict
@@ -88,16 +102,6 @@ class TerminalReplica:
             # newer one, is kept until that one goes, which only keeps it longer
             self._latest = ts
             self._forget_before(int((ts - (self.delay_days + MAX_WINDOW_DAYS + 1) * DAY) // DAY))
-
-    def _remembers(self, terminal_id: int, tx_id: int) -> bool:
-        ids = self._ids.get(terminal_id)
-        if not ids:
-            return False
-        packed = _ID.pack(tx_id)
-        at = ids.find(packed)
-        while at > 0 and at % 8:  # a match across two ids: look on
-            at = ids.find(packed, at + 1)
-        return at >= 0
 
     def _forget_before(self, horizon_day: int) -> None:
         for terminal_id, days in self._id_days.items():
@@ -113,10 +117,6 @@ class TerminalReplica:
     def remembered_ids(self) -> int:
         """How many transaction ids the replica remembers to ignore repeats."""
         return sum(len(days) for days in self._id_days.values())
-
-    def remembered(self) -> list[int]:
-        """The transaction ids the replica remembers (for inspection and tests)."""
-        return sorted(i for ids in self._ids.values() for (i,) in _ID.iter_unpack(ids))
 
     def apply_fraud(self, terminal_id: int, tx_ts: float, known_at: float, tx_id: int) -> None:
         self._state(terminal_id).add_label(tx_ts, 1, known_at, tx_id)
