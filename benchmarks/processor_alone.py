@@ -2,13 +2,15 @@
 
     python -m benchmarks.processor_alone [--model sgd_logreg] [--tx 200000] [--customers 2000]
                                          [--terminals 4000] [--days 120] [--seed 7]
+                                         [--envelope 500] [--batch 8]
 
 ``python -m benchmarks.drain_one`` measures a real worker; its CPU per transaction mixes the
 processor (features, model, card state, label bookkeeping, score messages) with Faust, the
 Kafka client and the broker sharing the machine, and it moves by a few percent from run to
 run. This feeds the drain's world to ``streams.processor.Processor`` in the same shape, in one
 process: envelopes of 500 per partition over 4 partitions in event time, scored in batches of
-8 envelopes, with the labels read one day of event time ahead of the transactions (a backlog),
+8 envelopes (``--envelope 1 --batch 1``: event mode, one message per transaction and one
+score message each), with the labels read one day of event time ahead of the transactions (a backlog),
 cards staged and encoded every 8 batches as ``CardTable`` does, the worker's default alert
 policy. What it prints is the processor's own cost, the part of the worker a code change to the
 hot path moves; a sampling profiler can be attached to it (``py-spy record -- python -m
@@ -48,7 +50,9 @@ class StagedCards(dict):
         self.dirty.clear()
 
 
-def _messages(args: argparse.Namespace) -> tuple[list[tuple[float, Any]], list[tuple[float, Any]], int]:
+def _messages(
+    args: argparse.Namespace, size: int
+) -> tuple[list[tuple[float, Any]], list[tuple[float, Any]], int]:
     """(first event time, record) of the transaction and label envelopes, in event time, and
     how many transactions they hold."""
     from producers.events import envelope, label_prefix, transaction_prefix
@@ -81,7 +85,7 @@ def _messages(args: argparse.Namespace) -> tuple[list[tuple[float, Any]], list[t
     for t, kind, p, key, prefix in events:
         buf = open_.setdefault((kind, p), [t, key, []])
         buf[2].append(prefix)
-        if len(buf[2]) == ENVELOPE:
+        if len(buf[2]) == size:
             close(kind, p, open_.pop((kind, p)))
     for (kind, p), buf in open_.items():
         close(kind, p, buf)
@@ -99,6 +103,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--terminals", type=int, default=4000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--envelope", type=int, default=ENVELOPE,
+                        help="transactions per message (1: event mode)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="messages per processor call")
     args = parser.parse_args(argv)
 
     from models.registry import Registry
@@ -108,18 +115,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from streams.telemetry import Telemetry
     from streams.terminal_replica import TerminalReplica
 
-    txs, labels, n = _messages(args)
+    txs, labels, n = _messages(args, args.envelope)
+    batch_size = args.batch
     runtime = ModelRuntime(args.model, Registry(Path(tempfile.mkdtemp()) / "registry", "bench"),
                            f"alone-{args.model}", snapshot_every=10**9)
     runtime.start()
     cards = StagedCards()
     proc = Processor(cards, TerminalReplica(7.0), runtime, Telemetry("w0"),
                      partitions=PARTITIONS, alert_policy=make_alert_policy("budget", 100, 0.9))
-    proc.pack_scores = True
+    proc.pack_scores = args.envelope > 1  # as the worker: one score message a tx in event mode
     proc.clock.reading = set(range(PARTITIONS))
     started = time.process_time()
     li = 0
-    for i in range(0, len(txs), BATCH):
+    for i in range(0, len(txs), batch_size):
         ahead = txs[i][0] + DAY
         batch = []
         while li < len(labels) and labels[li][0] <= ahead:
@@ -127,8 +135,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             li += 1
         if batch:
             proc.learn(batch)
-        proc.score([record for _, record in txs[i:i + BATCH]])
-        if i % (BATCH * BATCH) == 0:
+        proc.score([record for _, record in txs[i:i + batch_size]])
+        if i % (batch_size * BATCH) == 0:
             cards.flush()
     cpu = time.process_time() - started
     stages = {k: v / n * 1e6 for k, v in proc.stages.seconds().items()}

@@ -44,6 +44,10 @@ from aiokafka.producer.sender import Sender
 
 log = logging.getLogger(__name__)
 
+WAITING_MAX = 20_000
+"""Outputs that may wait in memory while the producers are held (``send``): 10 s of scores
+at 2,000 one-transaction messages a second (about 8 MB); past that the agent waits."""
+
 CLOSE_TIMEOUT_S = 10.0
 """A producer given up (fenced, or its partition moved) is closed within this; what it still
 held is aborted by the broker anyway."""
@@ -87,6 +91,9 @@ class PartitionTransactions:
         self._open: dict[int, float] = {}  # partition -> when its transaction began
         self._sent: dict[int, list[Any]] = {}  # partition -> its open transaction's sends
         self._lock = asyncio.Lock()
+        self._waiting: list[Output] = []
+        """Outputs handed over while a commit, an assignment or a stop held the producers:
+        whoever holds them sends these, in order, before letting go (``send``)."""
         self.commits = 0
         self.fenced = 0
         """Outputs dropped because another worker took their partition over."""
@@ -100,11 +107,13 @@ class PartitionTransactions:
         moved here, or that someone else held while this worker was cut off, is fenced."""
         wanted = set(partitions)
         async with self._lock:
+            await self._send_waiting()
             await self._commit_open()
             old, self._producers = self._producers, {}
             await asyncio.gather(*(self._close(p) for p in old.values()))
             started = await asyncio.gather(*(self._start(p) for p in sorted(wanted)))
             self._producers = dict(zip(sorted(wanted), started, strict=True))
+            await self._send_waiting()  # handed over meanwhile: sent, or dropped if not owned
 
     async def _start(self, partition: int) -> Any:
         from aiokafka import AIOKafkaProducer
@@ -125,27 +134,55 @@ class PartitionTransactions:
 
     async def send(self, outputs: Iterable[Output]) -> None:
         """Hand ``outputs`` to their partitions' producers, each inside a transaction; a
-        partition with no producer (not owned, or fenced) drops its outputs."""
+        partition with no producer (not owned, or fenced) drops its outputs.
+
+        While a commit (or an assignment, or a stop) holds the producers, ``outputs`` wait in
+        memory and the holder sends them, in order, before it lets go: the caller goes on at
+        once. Why: aiokafka opens no transaction before the previous one's EndTxn returns,
+        and an agent that waited for that scored nothing meanwhile. Measured with
+        ``python -m benchmarks.drain_one --envelope 1 --mode event --no-labels`` (30,000
+        transactions, 2026-12-03): 146 commits averaging 7.9 ms, up to 34 ms, held the agent
+        for 1.09 s of a 15.6 s drain. Nothing is lost by it: the worker's flush before an
+        offset commit sends the waiting outputs and commits them (``commit``), and a partition
+        fenced meanwhile drops them, as it drops what it has not committed. At most
+        ``WAITING_MAX`` wait; past that the caller waits for the producers again.
+        """
+        if self._lock.locked() and len(self._waiting) < WAITING_MAX:
+            self._waiting.extend(outputs)
+            return
         async with self._lock:
-            for partition, topic, key, value in outputs:
-                producer = self._producers.get(partition)
-                if producer is None:
-                    self.fenced += 1
-                    continue
-                try:
-                    if partition not in self._open:
-                        await producer.begin_transaction()
-                        self._open[partition] = time.monotonic()
-                    self._sent.setdefault(partition, []).append(
-                        await producer.send(topic, value, key=key, partition=partition))
-                except Exception as exc:
-                    self.fenced += 1
-                    await self._failed(partition, exc)
+            await self._send_now(outputs)
+            await self._send_waiting()  # handed over while this call awaited a producer
+
+    async def _send_now(self, outputs: Iterable[Output]) -> None:
+        for partition, topic, key, value in outputs:
+            producer = self._producers.get(partition)
+            if producer is None:
+                self.fenced += 1
+                continue
+            try:
+                if partition not in self._open:
+                    await producer.begin_transaction()
+                    self._open[partition] = time.monotonic()
+                self._sent.setdefault(partition, []).append(
+                    await producer.send(topic, value, key=key, partition=partition))
+            except Exception as exc:
+                self.fenced += 1
+                await self._failed(partition, exc)
+
+    async def _send_waiting(self) -> None:
+        """Send the outputs handed over while the producers were held (the lock is held)."""
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            await self._send_now(waiting)
 
     async def commit(self) -> None:
-        """Commit every open transaction: what was sent so far becomes visible."""
+        """Commit every open transaction: whatever was handed over so far becomes visible.
+        Outputs handed over during the commit go into the next transactions."""
         async with self._lock:
+            await self._send_waiting()
             await self._commit_open()
+            await self._send_waiting()
 
     async def commit_due(self) -> None:
         """Commit the open transactions older than ``commit_every_s``."""
@@ -195,9 +232,12 @@ class PartitionTransactions:
     async def stop(self) -> None:
         """Commit what is open and close every producer."""
         async with self._lock:
+            await self._send_waiting()
             await self._commit_open()
             old, self._producers = self._producers, {}
             await asyncio.gather(*(self._close(p) for p in old.values()))
+            self.fenced += len(self._waiting)  # handed over while stopping: never sent
+            self._waiting.clear()
 
 
 def _retrieve(sent: Any) -> None:

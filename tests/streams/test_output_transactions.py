@@ -71,6 +71,35 @@ def test_the_next_owner_fences_the_previous_one(kafka_settings: Settings) -> Non
     assert fenced == 2 and owned == 1 and new_fenced == 0
 
 
+def test_outputs_handed_over_during_a_commit_go_into_the_next_transaction(
+        kafka_settings: Settings) -> None:
+    """The agent is not held while a commit runs: what it hands over meanwhile waits in
+    memory, goes into the next transaction, and the next commit makes it visible."""
+    ensure_worker_topics(kafka_settings)
+    topic = kafka_settings.topics.scores
+    prefix = f"{kafka_settings.app_id}-during"
+
+    async def scenario() -> tuple[bool, list[bytes], list[bytes]]:
+        outputs = PartitionTransactions(prefix, kafka_settings.kafka.aiokafka_kwargs())
+        await outputs.assign({0})
+        await outputs.send([(0, topic, b"1", b"before the commit")])
+        committing = asyncio.ensure_future(outputs.commit())
+        await asyncio.sleep(0)  # the commit holds the producers, awaiting the broker
+        await outputs.send([(0, topic, b"1", b"during the commit")])
+        handed_over_at_once = not committing.done()
+        await committing
+        after_first = await asyncio.to_thread(_read_committed, kafka_settings, topic)
+        await outputs.commit()
+        after_second = await asyncio.to_thread(_read_committed, kafka_settings, topic)
+        await outputs.stop()
+        return handed_over_at_once, after_first, after_second
+
+    at_once, first, second = asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert at_once
+    assert first == [b"before the commit"]
+    assert second == [b"before the commit", b"during the commit"]
+
+
 def test_the_worker_sends_its_outputs_in_transactions_by_default(
         kafka_settings: Settings) -> None:
     fraud = FraudApp(kafka_settings, worker_id="txn")
