@@ -423,8 +423,8 @@ class FraudApp:
         ``pause_partitions``); a pause is asked again every tick while the partition is ahead.
         """
         tx_floor, label_floor = self.floors = self._event_time_floors()
-        self.processor.clock.reading = {tp.partition for tp in self.assigned_source()
-                                        if not self._caught_up(tp)}
+        source = self.assigned_source()  # asked once a tick: it goes to the consumer thread
+        self.processor.clock.reading = {tp.partition for tp in source if not self._caught_up(tp)}
         if self.settings.merges_event_time():
             # this worker's own partitions reach the agent in event time already
             # (``streams.event_time_merge``): pausing the one ahead of the others stalls the
@@ -442,7 +442,7 @@ class FraudApp:
             tx_floor, label_floor = min(tx_floor, peer_tx), min(label_floor, peer_label)
         limit = event_time_limit(tx_floor, label_floor, tx_slack=ALIGN_SLACK_S, label_slack=0.0)
         consumer, clock, paused = self.app.consumer, self.processor.clock, self._tx_paused
-        for tp in self.assigned_source():
+        for tp in source:
             if clock.watermark(tp.partition) > limit:
                 consumer.on_buffer_full(tp)
                 paused.add(tp)

@@ -423,13 +423,17 @@ class Processor:
         stages.add("features", features_ns)
         self._store(dirty)
         self._flow(out)
-        self.telemetry.scores_out.inc(len(out.scores) + len(out.score_bodies))
+        telemetry = self.telemetry  # a metric update takes a lock: none for a zero
+        telemetry.scores_out.inc(len(out.scores) + len(out.score_bodies))
         self._pack(out)
-        self.telemetry.replayed.inc(replayed)
-        self.telemetry.rescored.inc(rescored)
-        self.telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
-        self.telemetry.alerts.inc(len(out.alerts))
-        self.telemetry.labels_held.set(clock.held())
+        if replayed:
+            telemetry.replayed.inc(replayed)
+        if rescored:
+            telemetry.rescored.inc(rescored)
+        telemetry.tx_in.inc(len(txs) - replayed)  # first deliveries only
+        if out.alerts:
+            telemetry.alerts.inc(len(out.alerts))
+        telemetry.labels_held.set(clock.held())
         self._count_learned()
         stages.end(begun)
         return out
