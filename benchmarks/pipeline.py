@@ -399,14 +399,23 @@ def model_freshness(settings: Settings, rows: ScoreRows, learning: str) -> dict[
 
 def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int, n_tx: int,
                 rate: float = 2000.0, warmup_s: float = 2.0,
-                linger_ms: int | None = None) -> dict[str, Any]:
+                linger_ms: int | None = None, visible: bool = False) -> dict[str, Any]:
     """A caught-up worker, then ``n_tx`` transactions paced at ``rate`` tx/s: latency quantiles.
 
     Latency is ``scored_at - produced_at`` per transaction; envelopes include their batching
     window (``--max-wait-ms``, the producer's default 50 ms). The first ``warmup_s`` seconds of
     traffic are left out (connections and JIT-less warm caches, not steady state).
+
+    ``visible``: a ``read_committed`` reader follows the scores as they come, and the result
+    also gives ``visible_*_ms``, from ``produced_at`` to the moment that reader got the score.
+    That is what a consumer of the scores waits: the worker's outputs are in transactions
+    committed every ``transaction_commit_ms`` (``streams.output_transactions``), so a score is
+    readable some time after its ``scored_at``. Off by default: the reader takes CPU from the
+    worker on a small machine.
     """
     run = uuid.uuid4().hex[:6]
+    seen_at: dict[int, float] = {}
+    follower = None
     topics = bench.topics(f"lat-{run}")
     settings = bench.settings(topics, app_id=f"bench-{bench.tag}-lat-{run}", model=model,
                               processing_mode=mode)
@@ -416,6 +425,7 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
         worker.start()
         worker.wait_ready(timeout_s=180)
         time.sleep(2.0)  # let the consumer group settle on its partitions
+        follower = _follow_scores(settings, n_tx, seen_at) if visible else None
         linger = () if linger_ms is None else ("--linger-ms", str(linger_ms))
         produce(settings, *world.args(seed=world.seed + 11), "--max-tx", str(n_tx),
                 "--envelope", str(envelope), "--rate", str(rate), "--no-labels", *linger)
@@ -426,6 +436,8 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
             time.sleep(0.3)
     finally:
         worker.stop()
+    if follower is not None:
+        follower.join(timeout=60)
     rows = read_scores(settings, until=n_tx)
     if len(rows) < 2:
         raise FraudstreamError(f"latency run {model}/{mode}: only {len(rows)} scores")
@@ -443,9 +455,35 @@ def run_latency(bench: Bench, world: World, model: str, mode: str, envelope: int
         "_lat_ms": lat_ms,
         "_produced_at": rows.produced_at[keep],
     }
+    if visible:
+        got = np.array([seen_at.get(int(t), np.nan) for t in rows.tx_id[keep]])
+        seen_ms = (got - rows.produced_at[keep]) * 1000.0
+        seen_ms = seen_ms[~np.isnan(seen_ms)]
+        result["visible_n"] = len(seen_ms)
+        if len(seen_ms):
+            result.update({f"visible_p{q}_ms": float(np.percentile(seen_ms, q))
+                           for q in (50, 95, 99)})
     bench.log(f"  latency {model}/{mode}/env{envelope}: p50 {result['p50_ms']:.1f} ms, "
               f"p99 {result['p99_ms']:.1f} ms at {offered:,.0f} tx/s")
     return result
+
+
+def _follow_scores(settings: Settings, n_tx: int, seen_at: dict[int, float]) -> Any:
+    """A thread reading the scores topic as a consumer would (``read_committed``), noting
+    when each transaction's score was first read."""
+    import threading
+
+    def follow() -> None:
+        for record in read_topic(settings, settings.topics.scores, idle_s=30.0, max_s=600.0):
+            now = time.time()
+            for body in decode_scores(record.value):
+                seen_at.setdefault(int(body["tx_id"]), now)
+            if len(seen_at) >= n_tx:
+                return
+
+    thread = threading.Thread(target=follow, name="score-follower", daemon=True)
+    thread.start()
+    return thread
 
 
 def accuracy(rows: ScoreRows, truth: pd.DataFrame, warmup_days: float = 0) -> dict[str, float]:

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     proc.pack_scores = args.envelope > 1  # as the worker: one score message a tx in event mode
     proc.clock.reading = set(range(PARTITIONS))
     started = time.process_time()
-    li = 0
+    li = messages = 0
     for i in range(0, len(txs), batch_size):
         ahead = txs[i][0] + DAY
         batch = []
@@ -135,14 +135,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             li += 1
         if batch:
             proc.learn(batch)
-        proc.score([record for _, record in txs[i:i + batch_size]])
+        messages += len(proc.score([record for _, record in txs[i:i + batch_size]]).scores)
         if i % (batch_size * BATCH) == 0:
             cards.flush()
     cpu = time.process_time() - started
     stages = {k: v / n * 1e6 for k, v in proc.stages.seconds().items()}
     print(f"{args.model}: {n:,} tx, {cpu:.2f} CPU-s, {cpu / n * 1e6:.1f} CPU-us/tx ["
           + " ".join(f"{k}={v:.1f}" for k, v in stages.items()) + "]")
-    return {"cpu_us_per_tx": cpu / n * 1e6, **stages}
+    return {"cpu_us_per_tx": cpu / n * 1e6, "tx": n, "score_messages": messages, **stages}
 
 
 if __name__ == "__main__":
