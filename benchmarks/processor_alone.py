@@ -10,11 +10,12 @@ Kafka client and the broker sharing the machine, and it moves by a few percent f
 run. This feeds the drain's world to ``streams.processor.Processor`` in the same shape, in one
 process: envelopes of 500 per partition over 4 partitions in event time, scored in batches of
 8 envelopes (``--envelope 1 --batch 1``: event mode, one message per transaction and one
-score message each), with the labels read one day of event time ahead of the transactions (a backlog),
-cards staged and encoded every 8 batches as ``CardTable`` does, the worker's default alert
-policy. What it prints is the processor's own cost, the part of the worker a code change to the
-hot path moves; a sampling profiler can be attached to it (``py-spy record -- python -m
-benchmarks.processor_alone``) without ptrace rights over a worker.
+score message each), with the labels read one day of event time ahead of the transactions (a
+backlog), cards staged and encoded every ``FLUSH_TX`` transactions whatever the layout, as
+``CardTable`` does at each flush, the worker's default alert policy. What it prints is the
+processor's own cost, the part of the worker a code change to the hot path moves; a sampling
+profiler can be attached to it (``py-spy record -- python -m benchmarks.processor_alone``)
+without ptrace rights over a worker.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ DAY = 86_400.0
 PARTITIONS = 4
 ENVELOPE = 500
 BATCH = 8
+FLUSH_TX = BATCH * BATCH * ENVELOPE
+"""Transactions between two flushes of the staged cards: every 8 batches of the default
+layout, also with one transaction per message (flushing every 8 calls there would encode
+each card far more often than a worker does)."""
 
 
 class StagedCards(dict):
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     proc.pack_scores = args.envelope > 1  # as the worker: one score message a tx in event mode
     proc.clock.reading = set(range(PARTITIONS))
     started = time.process_time()
-    li = messages = 0
+    li = messages = since_flush = 0
+    flush_every = max(1, FLUSH_TX // args.envelope)  # in messages
     for i in range(0, len(txs), batch_size):
         ahead = txs[i][0] + DAY
         batch = []
@@ -135,9 +141,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             li += 1
         if batch:
             proc.learn(batch)
-        messages += len(proc.score([record for _, record in txs[i:i + batch_size]]).scores)
-        if i % (batch_size * BATCH) == 0:
+        chunk = [record for _, record in txs[i:i + batch_size]]
+        messages += len(proc.score(chunk).scores)
+        since_flush += len(chunk)
+        if since_flush >= flush_every:
             cards.flush()
+            since_flush = 0
     cpu = time.process_time() - started
     stages = {k: v / n * 1e6 for k, v in proc.stages.seconds().items()}
     print(f"{args.model}: {n:,} tx, {cpu:.2f} CPU-s, {cpu / n * 1e6:.1f} CPU-us/tx ["
