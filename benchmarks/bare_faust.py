@@ -7,7 +7,8 @@ the same one-agent, concurrency-1 layout, doing nothing but ``json.loads`` and a
 Run as a subprocess (``python -m benchmarks.bare_faust``) configured through the environment:
 ``KAFKA_BOOTSTRAP_SERVERS``, ``BENCH_TOPIC``, ``BENCH_APP_ID``, ``BENCH_EXPECT`` (transactions
 to count) and ``BENCH_OUT`` (a JSON file written once the count is reached, with the wall-clock
-time of the first and of the last counted message). The parent stops it with SIGTERM.
+time of the first and of the last counted message, and the process's CPU seconds, all threads,
+between them). The parent stops it with SIGTERM.
 """
 
 from __future__ import annotations
@@ -47,20 +48,23 @@ def main() -> None:
     topic = app.topic(topic_name, partitions=partitions, key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw")
     state: dict[str, float] = {"n": 0, "messages": 0, "first": 0.0}
+    cpu_first = 0.0
 
     @app.agent(topic, concurrency=1)
     async def count(stream: faust.StreamT) -> None:
+        nonlocal cpu_first
         loads = json.loads
         async for event in stream.events():
             body = loads(event.message.value)
             now = time.time()
             if not state["first"]:
-                state["first"] = now
+                state["first"], cpu_first = now, time.process_time()
             state["messages"] += 1
             state["n"] += len(body["events"]) if body.get("type") == "envelope" else 1
             if state["n"] >= expect and not out.exists():
                 tmp = out.with_suffix(".tmp")
-                tmp.write_text(json.dumps({**state, "last": now}))
+                cpu_s = time.process_time() - cpu_first
+                tmp.write_text(json.dumps({**state, "last": now, "cpu_s": cpu_s}))
                 tmp.replace(out)
 
     Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()

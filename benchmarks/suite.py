@@ -388,7 +388,23 @@ def _log_ceilings(log: Any, ceilings: dict[str, Any]) -> None:
     for key, c in ceilings.items():
         env = key.split("/")[1]
         log(f"  {c['reader']}, envelope {env}: {c['tx_per_s']:,.0f} tx/s "
-            f"({c['msg_per_s']:,.0f} msg/s)")
+            f"({c['msg_per_s']:,.0f} msg/s, {c.get('cpu_s_per_mtx', float('nan')):,.1f} "
+            "CPU-s per M tx)")
+
+
+def _bare_faust_cost(ceil: dict[str, Any]) -> str:
+    """The bare Faust agent's CPU per transaction, to read the 'framework' column against:
+    it is Faust's own per-message path (delivery, acks, commits, a ``json.loads``), which
+    every run of a layout pays before the pipeline does anything."""
+    parts = [f"{c['cpu_s_per_mtx']:,.1f} CPU-µs per transaction "
+             + ("with one message per transaction" if env == "1" else f"in envelopes of {env}")
+             for env, c in sorted(((k.split("/")[1], c) for k, c in ceil.items()
+                                   if k.startswith("faust/") and "cpu_s_per_mtx" in c),
+                                  key=lambda kc: int(kc[0]))]
+    if not parts:
+        return ""
+    return (" For comparison, the bare Faust agent of the drain table (decode and count, "
+            "nothing else) spent " + "; ".join(parts) + " in this run.")
 
 
 def _age(seconds: float) -> float | str:
@@ -515,7 +531,7 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
                              c["tx_per_s"], c["msg_per_s"],
                              pct(_ratio(c["tx_per_s"], ceil[f"faust/{env}"]["tx_per_s"])),
                              pct(_ratio(c["tx_per_s"], ceil[f"aiokafka/{env}"]["tx_per_s"])),
-                             "-"])
+                             c.get("cpu_s_per_mtx", "-")])
     for s in sweep:
         env = s["ceiling_env"]
         backlog = r["backlogs"][env]
@@ -541,7 +557,8 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
         "(scoring path only, the same messages the ceilings read). Rates are timed from the "
         "first to the last score (`scored_at`), ceilings from their first to last message, so "
         "start-up and group join are left out of both. CPU-s per million tx: the worker "
-        "process's user+system time during the drain.",
+        "process's user+system time during the drain; for a ceiling, its reader's process "
+        "(all threads) from its first to its last message.",
         [Table("drain", "Drain rates (one run each)",
                ["reader", "layout", "tx", "messages", "tx/s", "msg/s", "share of bare Faust",
                 "share of aiokafka", "CPU-s per M tx"], rows),
@@ -586,7 +603,8 @@ def _build_report(r: dict[str, Any], p: Plan, out_dir: Path, command: str,
         "messages built and handed to the producer; processor = the rest of the processor "
         "(event-time label bookkeeping, re-delivery checks, metrics); framework = the worker's "
         "CPU time the stages do not cover (Faust, the Kafka client, the event loop, RocksDB's "
-        "and other threads). Scoring-only runs (no labels) first, then the runs with labels.",
+        "and other threads). Scoring-only runs (no labels) first, then the runs with labels."
+        + _bare_faust_cost(ceil),
         [Table("stages", "CPU-µs per transaction by stage",
                ["run", *stage_cols, "total (worker CPU)"], stage_rows)],
     ))

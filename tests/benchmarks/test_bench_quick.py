@@ -54,6 +54,11 @@ def test_bench_quick_report_has_every_table_and_chart(kafka_bootstrap: str,
     for line in table_lines:
         cells = [c.strip().lower() for c in line.strip("|").split("|")]
         assert not {"nan", "inf", "none", ""} & set(cells[:1] + cells[2:]), line
+    ceilings = [line for line in table_lines if "(ceiling)" in line]
+    assert len(ceilings) >= 4  # aiokafka and bare Faust, one message per tx and an envelope
+    for line in ceilings:  # each reader's own CPU per million tx, measured
+        assert float(line.strip("|").split("|")[-1].strip().replace(",", "")) > 0, line
+    assert "the bare Faust agent of the drain table" in md
     assert "fraudstream bench --quick" in md  # the exact command
     assert re.search(r"\d+ cores", md) and "faust-streaming" in md
     for number in re.findall(r"\| (-?[0-9][0-9,]*(?:\.[0-9]+)?) \|", md):
