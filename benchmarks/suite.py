@@ -396,13 +396,14 @@ def _bare_faust_cost(ceil: dict[str, Any]) -> str:
     """The bare Faust agent's CPU per transaction, to read the 'framework' column against:
     it is Faust's own per-message path (delivery, acks, commits, a ``json.loads``), which
     every run of a layout pays before the pipeline does anything."""
-    parts = [f"{c['cpu_s_per_mtx']:,.1f} CPU-µs per transaction "
-             + ("with one message per transaction" if env == "1" else f"in envelopes of {env}")
-             for env, c in sorted(((k.split("/")[1], c) for k, c in ceil.items()
-                                   if k.startswith("faust/") and "cpu_s_per_mtx" in c),
-                                  key=lambda kc: int(kc[0]))]
-    if not parts:
+    costs = sorted((int(key.removeprefix("faust/")), c["cpu_s_per_mtx"])
+                   for key, c in ceil.items()
+                   if key.startswith("faust/") and "cpu_s_per_mtx" in c)
+    if not costs:  # a report rebuilt from results saved before the ceilings counted CPU
         return ""
+    parts = [f"{us:,.1f} CPU-µs per transaction " + ("with one message per transaction"
+                                                     if env == 1 else f"in envelopes of {env}")
+             for env, us in costs]
     return (" For comparison, the bare Faust agent of the drain table (decode and count, "
             "nothing else) spent " + "; ".join(parts) + " in this run.")
 
